@@ -1,0 +1,17 @@
+"""Errors a user can act on. Scripts print their message on one line instead of a traceback."""
+
+
+class DigitStudioError(Exception):
+    """Base class: the message says what is wrong and what to do."""
+
+
+class ConfigError(DigitStudioError):
+    pass
+
+
+class DataError(DigitStudioError):
+    pass
+
+
+class CheckpointError(DigitStudioError):
+    pass
