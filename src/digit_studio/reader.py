@@ -1,0 +1,113 @@
+"""Reading whole numbers: any image in, the number and every symbol's reading out.
+
+    reader = Reader.from_checkpoint("checkpoints/classifier.safetensors")
+    reading = reader.read(image)   # sketchpad value, numpy array, PIL image or file path
+    reading.text, reading.uncertain, reading.message, reading.symbols[0].top3
+
+One Reader serves concurrent requests: the model is only ever run in eval and inference mode, and
+reading keeps no state between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from digit_studio.config import OutputConfig
+from digit_studio.crops import mnist_crops
+from digit_studio.inputs import InkMap, ink_map
+from digit_studio.models.classifier import load_classifier
+from digit_studio.segmentation import Piece, segment
+
+DEFAULT_CLASSIFIER = OutputConfig().checkpoint
+UNCERTAIN_BELOW = 0.7  # a digit read with less confidence than this is flagged
+MAX_SYMBOLS = 40  # more symbols than this is scribbling, not a number
+EMPTY = "Draw a number"
+
+
+@dataclass(frozen=True)
+class Symbol:
+    label: str  # "0".."9", or a separator: "-" or "."
+    confidence: float  # the classifier's probability for a digit; 1 for a separator (read by shape)
+    top3: tuple[tuple[str, float], ...]  # the three likeliest digits with their probabilities
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input's pixels (end exclusive)
+    crop: np.ndarray  # (28, 28) float32 in [0, 1], ink light on dark: what the classifier saw
+    line: int  # 0 for the first line
+
+    @property
+    def is_digit(self) -> bool:
+        return self.label.isdigit()
+
+    @property
+    def uncertain(self) -> bool:
+        return self.confidence < UNCERTAIN_BELOW
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str  # the number; lines joined by "\n"
+    symbols: tuple[Symbol, ...]  # in reading order
+    message: str | None = None  # for a person, when nothing could be read ("Draw a number", too messy)
+
+    @property
+    def uncertain(self) -> bool:
+        return self.message is not None or any(s.uncertain for s in self.symbols)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: text, message, uncertain and each symbol's label, confidence and box."""
+        return {
+            "text": self.text,
+            "digits": [
+                {"label": s.label, "confidence": round(s.confidence, 4), "box": list(s.box)} for s in self.symbols
+            ],
+            "uncertain": self.uncertain,
+            "message": self.message,
+        }
+
+
+class Reader:
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path = DEFAULT_CLASSIFIER, device: str | torch.device = "cpu") -> Reader:
+        model, _ = load_classifier(path, device)
+        return cls(model)
+
+    def read(self, image: Any) -> Reading:
+        """Read the number in `image`; InputError (a DigitStudioError) if it is no image at all."""
+        ink = ink_map(image)
+        if not ink.mask.any():
+            return Reading("", (), EMPTY)
+        found = segment(ink.mask, self.classify)
+        count = sum(len(line) for line in found.lines)
+        if found.problem or count > MAX_SYMBOLS:
+            why = found.problem or f"{count} symbols"
+            return Reading("", (), f"Too messy to read ({why}): draw the number larger, with fewer strokes")
+        if count == 0:
+            return Reading("", (), EMPTY)
+        symbols = tuple(_symbol(p, ink, line) for line, pieces in enumerate(found.lines) for p in pieces)
+        text = "\n".join("".join(s.label for s in symbols if s.line == k) for k in range(len(found.lines)))
+        return Reading(text, symbols)
+
+    @torch.inference_mode()
+    def classify(self, masks: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Binary symbol masks → (MNIST-style crops (N, 1, 28, 28), class probabilities (N, 10)), in one
+        batch."""
+        crops = mnist_crops(masks)
+        probs = self.model(crops.to(self.device)).float().softmax(1).cpu()
+        return crops, probs
+
+
+def _symbol(piece: Piece, ink: InkMap, line: int) -> Symbol:
+    top = piece.probs.topk(3)
+    top3 = tuple((str(int(i)), float(p)) for p, i in zip(top.values, top.indices))
+    label, confidence = (top3[0] if piece.kind == "digit" else (piece.kind, 1.0))
+    return Symbol(label, confidence, top3, ink.to_input(piece.box), piece.crop.numpy(), line)

@@ -1,0 +1,230 @@
+"""Numbers drawn the way the sketchpad draws them, made from MNIST digits.
+
+The sketchpad gives opaque black strokes of one brush width on an opaque white canvas, so each MNIST
+digit is upscaled, binarised and its strokes grown (or thinned) to the brush's width by octagonal
+dilation (or erosion), the shared morphology of crops.py. Digits are then laid out as a person writes a number:
+spaced, touching, broken into two strokes, on a slanted or uneven baseline, on one or two lines.
+The benchmark reads these; the studio shows them as examples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from digit_studio.crops import dilate, erode, stroke_width
+from digit_studio.data import Split
+
+SEPARATORS = "-."
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a number is drawn. Ranges are (low, high) sampled uniformly; lengths are relative to the digit
+    height unless they say px."""
+
+    canvas: tuple[int, int] = (800, 400)  # width, height in px
+    digit_height: tuple[float, float] = (90.0, 200.0)  # px, shrunk where the number would not fit
+    brush: tuple[float, float] = (0.07, 0.16)  # brush width (one per drawing)
+    brush_px: tuple[float, float] = (6.0, 50.0)  # ... clipped to this many px (the sketchpad's range)
+    gap: tuple[float, float] = (0.15, 0.6)  # space between neighbouring symbols' boxes
+    touching: int = 0  # adjacent digit pairs per line drawn touching or slightly overlapping
+    overlap: tuple[float, float] = (0.0, 0.08)  # how far such a pair overlaps after first contact
+    broken: int = 0  # digits per line drawn as two strokes (a band cut out of them)
+    slope_deg: tuple[float, float] = (0.0, 0.0)  # baseline slope, either direction
+    jitter: float = 0.03  # random vertical offset of each symbol
+    size_jitter: float = 0.06  # random relative change of each digit's height
+    line_gap: tuple[float, float] = (0.25, 0.6)  # vertical space between lines
+    margin: int = 24  # px kept free at the canvas edges
+
+
+@dataclass
+class Drawing:
+    image: np.ndarray  # (H, W, 3) uint8, black ink on white, like the sketchpad's composite
+    text: str  # what is drawn; lines joined by "\n"
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # per symbol (x0, y0, x1, y1)
+
+    def sketchpad_value(self) -> dict:
+        """The value Gradio's sketchpad sends for this drawing (type="numpy", RGBA)."""
+        h, w, _ = self.image.shape
+        ink = self.image[..., 0] < 128
+        layer = np.zeros((h, w, 4), np.uint8)
+        layer[..., 3] = np.where(ink, 255, 0)
+        background = np.full((h, w, 4), 255, np.uint8)
+        composite = np.dstack([self.image, np.full((h, w), 255, np.uint8)])
+        return {"background": background, "layers": [layer], "composite": composite}
+
+
+def _brush(centreline: np.ndarray, brush: float) -> np.ndarray:
+    """Trace a binary centreline with an octagonal brush `brush` px wide."""
+    pad = math.ceil(brush / 2) + 1
+    steps = max(0, round((brush - 1) / 2))
+    line = torch.from_numpy(np.pad(centreline, pad).astype(np.float32))[None, None]
+    return _tight(dilate(line, steps)[0, 0].numpy() > 0)
+
+
+def render_digit(image: np.ndarray, height: float, brush: float) -> np.ndarray:
+    """A 28×28 MNIST digit (uint8, ink light) as a tight binary mask about `height` px tall, drawn with a
+    brush `brush` px wide: upscaled, binarised, and its strokes grown (or thinned) to the brush's width."""
+    ys, xs = np.nonzero(image)
+    digit = torch.from_numpy(image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255)
+    scale = max(height - brush, 4) / digit.shape[0]  # the brush adds about its width to the height
+    size = (max(1, round(digit.shape[0] * scale)), max(1, round(digit.shape[1] * scale)))
+    shape = (F.interpolate(digit[None, None], size=size, mode="bilinear", align_corners=False) > 0.5).float()
+    pad = math.ceil(brush / 2) + 1
+    shape = F.pad(shape, (pad, pad, pad, pad))
+    steps = round((brush - float(stroke_width(shape))) / 2)
+    drawn = dilate(shape, steps) if steps >= 0 else erode(shape, -steps)
+    return _tight(drawn[0, 0].numpy() > 0)
+
+
+def render_separator(char: str, height: float, brush: float, rng: np.random.Generator) -> np.ndarray:
+    """'-' as one horizontal stroke, '.' as one dab of the brush."""
+    length = round(rng.uniform(0.3, 0.5) * height) if char == "-" else 1
+    return _brush(np.ones((1, length), bool), brush)
+
+
+def _tight(mask: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def break_stroke(mask: np.ndarray, gap: float, rng: np.random.Generator) -> np.ndarray:
+    """Cut a band `gap` px wide, within 30° of horizontal, through the middle part of a digit: the pen
+    lifted once, like the detached top of a 5 or a loop drawn in two strokes."""
+    h, w = mask.shape
+    angle = math.radians(rng.uniform(-30, 30))
+    cy, cx = rng.uniform(0.3, 0.7) * h, w / 2
+    yy, xx = np.mgrid[:h, :w]
+    distance = (yy - cy) * math.cos(angle) - (xx - cx) * math.sin(angle)
+    return mask & (np.abs(distance) > gap / 2)
+
+
+def _contact_shift(left: np.ndarray, left_top: int, right: np.ndarray, right_top: int) -> int | None:
+    """How far right of the left mask's x0 the right mask's x0 must sit for the two to just touch."""
+    top, bottom = max(left_top, right_top), min(left_top + left.shape[0], right_top + right.shape[0])
+    if top >= bottom:
+        return None
+    a = left[top - left_top : bottom - left_top]
+    b = right[top - right_top : bottom - right_top]
+    rows = a.any(1) & b.any(1)
+    if not rows.any():
+        return None
+    last = a.shape[1] - 1 - np.argmax(a[rows, ::-1], axis=1)  # rightmost ink of the left mask per row
+    first = np.argmax(b[rows], axis=1)  # leftmost ink of the right mask
+    return int((last - first).max()) + 1
+
+
+def _layout_line(
+    masks: list[np.ndarray], chars: str, height: float, style: Style, rng: np.random.Generator,
+    touching: set[int],
+) -> list[tuple[int, int]]:
+    """Top-left corner of each symbol of one line, left to right from x = 0, baseline near y = 0."""
+    slope = math.tan(math.radians(rng.uniform(*style.slope_deg))) * rng.choice([-1, 1])
+    corners: list[tuple[int, int]] = []
+    for i, (mask, char) in enumerate(zip(masks, chars)):
+        h = mask.shape[0]
+        x = 0
+        if i > 0:
+            px, py = corners[-1]
+            x = px + masks[i - 1].shape[1] + round(rng.uniform(*style.gap) * height)
+        baseline = slope * x + rng.normal(0, style.jitter) * height
+        y = round(baseline - (height / 2 + h / 2 if char == "-" else h))
+        if i in touching:
+            shift = _contact_shift(masks[i - 1], py, mask, y)
+            if shift is not None:
+                x = px + shift - round(rng.uniform(*style.overlap) * height)
+        corners.append((x, y))
+    return corners
+
+
+def _layout(
+    lines: list[str], digits: Sequence[np.ndarray], height: float, brush: float, style: Style,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Every symbol's mask and top-left corner, lines stacked top to bottom."""
+    masks: list[np.ndarray] = []
+    corners: list[tuple[int, int]] = []
+    images = iter(digits)
+    top = 0
+    for chars in lines:
+        line = []
+        for c in chars:
+            if c.isdigit():
+                scale = 1 + rng.uniform(-style.size_jitter, style.size_jitter)
+                line.append(render_digit(next(images), height * scale, brush))
+            else:
+                line.append(render_separator(c, height, brush, rng))
+        digit_at = [i for i, c in enumerate(chars) if c.isdigit()]
+        for i in rng.permutation(digit_at)[: style.broken]:
+            line[i] = break_stroke(line[i], rng.uniform(0.06, 0.12) * height, rng)
+        pairs = [i for i in digit_at if i > 0 and chars[i - 1].isdigit()]
+        touching = set(rng.permutation(pairs)[: style.touching].tolist())
+        placed = _layout_line(line, chars, height, style, rng, touching)
+        line_top = min(y for _, y in placed)
+        offset = round(rng.uniform(-0.5, 0.5) * height)  # lines do not start at the same x
+        corners += [(x + offset, y - line_top + top) for x, y in placed]
+        masks += line
+        top = max(y + m.shape[0] for (_, y), m in zip(corners, masks)) + round(rng.uniform(*style.line_gap) * height)
+    return masks, corners
+
+
+def draw_number(
+    text: str, digits: Sequence[np.ndarray], rng: np.random.Generator, style: Style = Style()
+) -> Drawing:
+    """Draw `text` (digits, '-', '.', and '\\n' between lines) with the given 28×28 MNIST digit images,
+    one per digit character, in order. Style options that need more symbols than the text has (touching
+    pairs, broken digits) apply as often as they can."""
+    lines = text.split("\n")
+    if any(not line for line in lines) or set(text) - set("0123456789\n" + SEPARATORS):
+        raise ValueError(f"cannot draw {text!r}: use digits, '-', '.' and '\\n' between non-empty lines")
+    if sum(c.isdigit() for c in text) != len(digits):
+        raise ValueError(f"{text!r} needs one MNIST image per digit, got {len(digits)}")
+    width, height = style.canvas
+    digit_height = rng.uniform(*style.digit_height)
+    brush_ratio = rng.uniform(*style.brush)
+    for _ in range(6):  # shrink until the drawing fits within the margins
+        brush = float(np.clip(brush_ratio * digit_height, *style.brush_px))
+        masks, corners = _layout(lines, digits, digit_height, brush, style, rng)
+        extent_w = max(x + m.shape[1] for (x, _), m in zip(corners, masks)) - min(x for x, _ in corners)
+        extent_h = max(y + m.shape[0] for (_, y), m in zip(corners, masks)) - min(y for _, y in corners)
+        shrink = min((width - 2 * style.margin) / extent_w, (height - 2 * style.margin) / extent_h)
+        if shrink >= 1:
+            break
+        digit_height *= 0.97 * shrink
+    return _paint(masks, corners, text, style, rng)
+
+
+def _paint(masks: list[np.ndarray], corners: list[tuple[int, int]], text: str, style: Style, rng: np.random.Generator) -> Drawing:
+    """Paint the symbols onto the canvas, the whole drawing placed at a random spot within the margins."""
+    width, height = style.canvas
+    x0 = min(x for x, _ in corners)
+    y0 = min(y for _, y in corners)
+    x1 = max(x + m.shape[1] for (x, _), m in zip(corners, masks))
+    y1 = max(y + m.shape[0] for (_, y), m in zip(corners, masks))
+    free_x, free_y = width - 2 * style.margin - (x1 - x0), height - 2 * style.margin - (y1 - y0)
+    dx = style.margin - x0 + (int(rng.integers(0, free_x + 1)) if free_x > 0 else free_x // 2)
+    dy = style.margin - y0 + (int(rng.integers(0, free_y + 1)) if free_y > 0 else free_y // 2)
+    ink = np.zeros((height, width), bool)
+    boxes = []
+    for (x, y), mask in zip(corners, masks):
+        x, y = x + dx, y + dy
+        # Clip to the canvas: a drawing too big for it loses its edges, as on the sketchpad.
+        cx0, cy0 = max(x, 0), max(y, 0)
+        cx1, cy1 = min(x + mask.shape[1], width), min(y + mask.shape[0], height)
+        if cx0 < cx1 and cy0 < cy1:
+            ink[cy0:cy1, cx0:cx1] |= mask[cy0 - y : cy1 - y, cx0 - x : cx1 - x]
+        boxes.append((cx0, cy0, cx1, cy1))
+    image = np.where(ink[..., None], 0, 255).astype(np.uint8).repeat(3, axis=2)
+    return Drawing(image, text, boxes)
+
+
+def pick_digits(split: Split, text: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random MNIST image of each digit in `text`, in order."""
+    labels = split.labels.numpy()
+    return [split.images[rng.choice(np.flatnonzero(labels == int(c)))].numpy() for c in text if c.isdigit()]
