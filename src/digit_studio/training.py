@@ -140,6 +140,20 @@ def _load_resume(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a readable resume file ({exc})") from None
 
 
+def save_run(config: ClassifierConfig | VAEConfig, model: nn.Module, kind: str, metrics: dict[str, Any]) -> Path:
+    """Write the checkpoint (the config and metrics in its metadata) and metrics.json; returns the results
+    folder."""
+    save_checkpoint(config.output.checkpoint, model, kind, {
+        "model_config": to_dict(config.model),
+        "train_config": to_dict(config),
+        "metrics": {k: v for k, v in metrics.items() if k != "history"},
+    })
+    results = Path(config.output.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return results
+
+
 def train_classifier(
     config: ClassifierConfig, resume: str | Path | None = None, write_outputs: bool = True
 ) -> dict[str, Any]:
@@ -226,14 +240,7 @@ def train_classifier(
         "history": [asdict(r) for r in history],
     }
     if write_outputs:
-        save_checkpoint(config.output.checkpoint, model, "classifier", {
-            "model_config": to_dict(config.model),
-            "train_config": to_dict(config),
-            "metrics": {k: v for k, v in metrics.items() if k != "history"},
-        })
-        results = Path(config.output.results_dir)
-        results.mkdir(parents=True, exist_ok=True)
-        (results / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        results = save_run(config, model, "classifier", metrics)
         plot_training_curves(history, step_losses, results / "training_curves.png")
     metrics["step_losses"] = step_losses
     return metrics

@@ -7,7 +7,6 @@ Optimiser, schedule, seeding and device handling are the classifier's (digit_stu
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -17,8 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from digit_studio.checkpoint import save_checkpoint
-from digit_studio.config import VAEConfig, to_dict
+from digit_studio.config import VAEConfig
 from digit_studio.data import Split, load_mnist, load_splits
 from digit_studio.generation import reconstruct
 from digit_studio.models.classifier import count_parameters
@@ -27,7 +25,7 @@ from digit_studio.models.vae import (
 )
 from digit_studio.plots import plot_digit_grid
 from digit_studio.runtime import resolve_device, seed_everything
-from digit_studio.training import CHANNELS_LAST, make_optimizer, make_scheduler
+from digit_studio.training import CHANNELS_LAST, make_optimizer, make_scheduler, save_run
 
 BINARIZATION = (
     "stochastic: each pixel is 1 with probability equal to its grey level (torch.bernoulli), "
@@ -264,14 +262,7 @@ def train_vae(config: VAEConfig, write_outputs: bool = True) -> dict[str, Any]:
         "checkpoint": config.output.checkpoint,
     }
     if write_outputs:
-        save_checkpoint(config.output.checkpoint, model, "vae", {
-            "model_config": to_dict(config.model),
-            "train_config": to_dict(config),
-            "metrics": {k: v for k, v in metrics.items() if k != "history"},
-        })
-        results = Path(config.output.results_dir)
-        results.mkdir(parents=True, exist_ok=True)
-        (results / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        results = save_run(config, model, "vae", metrics)
         write_pictures(model, val_images, val_labels, results, "final", device)
     metrics["step_losses"] = step_losses
     return metrics
