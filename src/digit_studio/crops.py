@@ -27,14 +27,20 @@ MAX_STEPS = 12  # bound on morphology steps (each changes the width by 2 px)
 MAX_LOSS = 0.45  # an erosion step removing more of the ink than this would break strokes: stop
 
 
+def _max3(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Maximum over each pixel and its two neighbours along `dim` (-1 or -2), edges padded with -inf:
+    exactly F.max_pool2d with kernel 3, stride 1, padding 1 along that axis, but ~25× faster on the CPU
+    (max_pool2d has no fast path for stride 1)."""
+    n = x.shape[dim]
+    padded = F.pad(x, (1, 1) if dim == -1 else (0, 0, 1, 1), value=float("-inf"))
+    return torch.maximum(torch.maximum(padded.narrow(dim, 0, n), padded.narrow(dim, 1, n)), padded.narrow(dim, 2, n))
+
+
 def _morph_step(x: torch.Tensor, step: int) -> torch.Tensor:
     """One 3×3 grey-level dilation; even steps use a square, odd steps a cross, so repeated steps grow an
     octagon, closer to a round brush than a square (which would thin diagonal strokes √2 times faster)."""
-    if step % 2 == 0:
-        return F.max_pool2d(x, 3, stride=1, padding=1)
-    return torch.maximum(
-        F.max_pool2d(x, (1, 3), stride=1, padding=(0, 1)), F.max_pool2d(x, (3, 1), stride=1, padding=(1, 0))
-    )
+    across = _max3(x, -1)
+    return _max3(across, -2) if step % 2 == 0 else torch.maximum(across, _max3(x, -2))
 
 
 def dilate(x: torch.Tensor, steps: int | torch.Tensor = 1) -> torch.Tensor:

@@ -108,7 +108,7 @@ def _rasterise(image: Any) -> _Raster | None:
 
 def _open(path: Path) -> Image.Image:
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise InputError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -1,11 +1,12 @@
 """From an ink mask to the symbols of a number, in reading order.
 
-Connected components (scipy.ndimage) are cleaned of specks relative to the stroke width, pieces of one
-digit are merged (strong horizontal overlap: the detached top of a 5, a 4 or a 7 in two strokes, a
-broken loop), components are grouped into lines, separators ('-', '.') are recognised by shape, and
-components that may hold several touching digits are split where the classifier is most confident:
-candidate cuts along the ink's column profile, every candidate piece classified in one batch, the best
-segmentation found by dynamic programming.
+Connected components (scipy.ndimage) are cleaned of specks relative to the stroke width; pieces of one
+digit are merged (strong horizontal overlap: the detached top of a 5, a broken loop; pieces side by
+side, like a 4 whose stem stops short of its bar, where the classifier reads them better as one);
+components are grouped into lines; separators ('-', '.') are recognised by shape; and components that
+may hold several touching digits are split where the classifier is most confident: candidate cuts
+leaning with the handwriting's slant at minima of the ink's profile, every candidate piece of the
+drawing classified in one batch, the best segmentation of each component found by dynamic programming.
 """
 
 from __future__ import annotations
@@ -26,28 +27,38 @@ SPECK = 0.25  # components smaller than this many squared stroke widths are nois
 MAX_COMPONENTS = 120  # more marks than this (after specks) is no number: too messy, not read
 MERGE_OVERLAP = 0.5  # pieces overlapping horizontally by this share of the narrower one ...
 MERGE_GAP = 0.35  # ... at most this many digit heights apart vertically ...
-MERGE_HEIGHT = 1.5  # ... and together at most this many digit heights tall are one digit
+MERGE_HEIGHT = 1.5  # ... and together at most this many digit heights tall are one digit; or, whatever
+MERGE_STROKES = 1.5  # their height, at most this many stroke widths apart vertically
+NEAR = 1.0  # pieces side by side at most this many stroke widths apart may be one digit (see _join_near)
 LINE_OVERLAP = 0.3  # symbols of one line overlap vertically by this share of the shorter one
 SMALL = 0.4  # separators are at most this many digit heights tall (and a dot at most as wide)
 DASH_ASPECT = 1.5  # a dash is at least this many times wider than tall
+DOT = 0.7  # a dot is at least this many stroke widths across (a dab of the pen)
 APART = 0.08  # a separator stands this many digit heights clear of its neighbours; closer, it is
 # part of the digit beside it (MNIST digits have loose flecks too)
-SPLIT_WIDTH = 0.6  # components at least this many digit heights wide may be several digits: when the
+# Splitting: the thresholds and weights below were chosen by coordinate descent on drawings of MNIST
+# training digits (bench/multidigit.py --train-digits), never on the benchmark's test digits.
+SPLIT_WIDTH = 0.35  # components at least this many digit heights wide may be several digits: when the
 SPLIT_BELOW = 0.75  # classifier's confidence in them as one digit is below this, when their shape is
-ATYPICAL = 1.5  # this many standard deviations too wide for the digit read, or when they are WIDE
+ATYPICAL = 2.0  # this many standard deviations too wide for the digit read, or when they are WIDE
 WIDE = 1.5
 # log(width/height) of drawn digits per class: median and robust (IQR) standard deviation over MNIST
 # training digits drawn by synth.render_digit. The shape prior of a segmentation.
 LOG_ASPECT_MEAN = np.array([-0.10, -0.96, -0.09, -0.23, -0.23, -0.09, -0.33, -0.28, -0.27, -0.39])
 LOG_ASPECT_STD = np.array([0.17, 0.49, 0.22, 0.18, 0.19, 0.25, 0.21, 0.22, 0.23, 0.18])
-WIDE_COST = 0.5  # log-probability charged per standard deviation of extra width beyond WIDE_FROM
-WIDE_FROM = 0.5
-MAX_PIECE = 1.4  # no piece of a split is wider than this many digit heights
-SPLIT_COST = 0.6  # log-probability charged per extra digit: a split must be clearly more confident
-MAX_CUTS = 14  # candidate cut positions per component
+WIDE_COST = 0.1  # log-probability charged per squared standard deviation of width beyond WIDE_FROM
+WIDE_FROM = 0.0
+NARROW_COST = 0.1  # the same for narrowness beyond NARROW_FROM standard deviations
+NARROW_FROM = 2.0
+MAX_PIECE = 1.2  # no piece of a split is wider than this many digit heights
+SPLIT_COST = 0.4  # log-probability charged per extra digit: a split must be clearly more confident
+GRID_STEP = 0.15  # digit heights between candidate cut positions
+MAX_SLANT = 0.5  # cuts lean at most this much (about 27°) with the handwriting
+MIN_PIECE = 0.7  # no piece of a split is narrower than this many stroke widths
+SLIVER = 0.15  # bits of a neighbour cut off at a piece's edge, smaller than this share of it, are dropped
 
 
-@dataclass
+@dataclass(eq=False)  # pieces are compared by identity
 class Piece:
     """One symbol: where it is (working-resolution pixels) and, once classified, what it looks like."""
 
@@ -78,17 +89,17 @@ def segment(mask: np.ndarray, classify: Classify) -> Segmentation:
         return Segmentation([])
     slices = ndimage.find_objects(labels)
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    width = _stroke_width(labels, slices, areas)
-    keep = np.flatnonzero(areas >= SPECK * width**2) + 1
+    stroke = _stroke_width(labels, slices, areas)
+    keep = np.flatnonzero(areas >= SPECK * stroke**2) + 1
     if len(keep) > MAX_COMPONENTS:
         return Segmentation([], f"{len(keep)} separate marks")
     if len(keep) == 0:
         return Segmentation([])
-    pieces = _merge([_component(labels, slices[i - 1], i) for i in keep])
-    lines = [_label_separators(line) for line in _lines(pieces)]
+    pieces = _merge([_component(labels, slices[i - 1], i) for i in keep], stroke)
+    lines = [_label_separators(line, stroke) for line in _lines(pieces)]
     _classify([p for line in lines for p in line], classify)
-    lines = [_split_touching(line, width, classify) for line in lines]
-    return Segmentation(lines)
+    lines = _join_near(lines, stroke, classify)
+    return Segmentation(_split_touching(lines, stroke, classify))
 
 
 def _stroke_width(labels: np.ndarray, slices: list, areas: np.ndarray) -> float:
@@ -123,8 +134,11 @@ def _union(a: Piece, b: Piece) -> Piece:
     return Piece(box, mask)
 
 
-def _merge(pieces: list[Piece]) -> list[Piece]:
-    """Merge pieces of one digit, most overlapping pair first, until no pair qualifies."""
+def _merge(pieces: list[Piece], stroke: float) -> list[Piece]:
+    """Merge pieces of one digit, most overlapping pair first, until no pair qualifies: pieces that
+    overlap horizontally and are either close for digits of the line's height or no more than a few
+    stroke widths apart (a pen lifted and set down again; this also holds where every digit is broken,
+    so that the typical height is that of the pieces)."""
     height = _digit_height(pieces)
     while len(pieces) > 1:
         box = np.array([p.box for p in pieces], float)
@@ -134,7 +148,8 @@ def _merge(pieces: list[Piece]) -> list[Piece]:
         gap = np.maximum.outer(y0, y0) - np.minimum.outer(y1, y1)
         tall = np.maximum.outer(y1, y1) - np.minimum.outer(y0, y0)
         share = overlap / narrower
-        ok = (share >= MERGE_OVERLAP) & (gap <= MERGE_GAP * height) & (tall <= MERGE_HEIGHT * height)
+        close = ((gap <= MERGE_GAP * height) & (tall <= MERGE_HEIGHT * height)) | (gap <= MERGE_STROKES * stroke)
+        ok = (share >= MERGE_OVERLAP) & close
         np.fill_diagonal(ok, False)
         if not ok.any():
             break
@@ -172,10 +187,10 @@ def _distance(a: Piece, b: Piece) -> float:
     return float(np.hypot(dx, 2 * dy))
 
 
-def _label_separators(line: list[Piece]) -> list[Piece]:
+def _label_separators(line: list[Piece], stroke: float) -> list[Piece]:
     """Dashes and dots are small next to the line's digits and stand clear of them: a dash flat and
-    wide, a dot compact and low. A small mark close to a digit is part of it; a small compact mark high
-    up between digits is a stray touch, dropped."""
+    wide, a dot compact, low and at least a dab of the pen. A small mark close to a digit is part of it;
+    other small marks (high up, or finer than the pen) are stray touches, dropped."""
     height = _digit_height(line)
     digits = [p for p in line if p.height > SMALL * height]
     marks = [p for p in line if p.height <= SMALL * height]
@@ -192,11 +207,43 @@ def _label_separators(line: list[Piece]) -> list[Piece]:
             p.kind = "-"
         elif p.width <= SMALL * height:
             beside = min(digits, key=lambda d: abs(d.box[0] + d.box[2] - p.box[0] - p.box[2]))
-            if p.box[1] + p.box[3] < beside.box[1] + beside.box[3]:
-                continue  # above the middle of the digit beside it: not a decimal point
+            if p.box[1] + p.box[3] < beside.box[1] + beside.box[3] or min(p.width, p.height) < DOT * stroke:
+                continue  # above the middle of the digit beside it, or finer than the pen: not a point
             p.kind = "."
         kept.append(p)
     return sorted(kept, key=lambda p: p.box[0] + p.box[2])
+
+
+def _near_pairs(line: list[Piece], stroke: float) -> list[tuple[int, int]]:
+    """Neighbouring digit pieces side by side with at most NEAR stroke widths between them, that
+    together are no taller than one digit: maybe two strokes of one digit that don't overlap enough to
+    be merged by shape (the stem of a 4 stopping short of its bar)."""
+    height = _digit_height(line)
+    pairs = []
+    for i in range(len(line) - 1):
+        a, b = line[i], line[i + 1]
+        if a.kind != "digit" or b.kind != "digit" or b.box[0] - a.box[2] > NEAR * stroke:
+            continue
+        if max(a.box[3], b.box[3]) - min(a.box[1], b.box[1]) <= MERGE_HEIGHT * height:
+            pairs.append((i, i + 1))
+    return pairs
+
+
+def _join_near(lines: list[list[Piece]], stroke: float, classify: Classify) -> list[list[Piece]]:
+    """Join near pairs (see _near_pairs) where the classifier reads them better as one digit than as two,
+    by the same score and cost per extra digit that decide splits; one batch for the whole drawing."""
+    candidates = [(k, line[i], line[j]) for k, line in enumerate(lines) for i, j in _near_pairs(line, stroke)]
+    if not candidates:
+        return lines
+    unions = [_union(a, b) for _, a, b in candidates]
+    _classify(unions, classify)
+    lines = [list(line) for line in lines]
+    for (k, a, b), union in zip(candidates, unions):
+        line = lines[k]
+        if a in line and b in line and _score(union) > _score(a) + _score(b) - SPLIT_COST:
+            i = line.index(a)  # a and b are neighbours: a chain of near pieces joins pairwise
+            line[i : i + 2] = [union]
+    return lines
 
 
 def _classify(pieces: Sequence[Piece], classify: Classify) -> None:
@@ -207,41 +254,52 @@ def _classify(pieces: Sequence[Piece], classify: Classify) -> None:
         p.crop, p.probs = crop[0], prob
 
 
-def _cut_candidates(mask: np.ndarray, min_width: int) -> list[int]:
-    """Columns where touching digits are likely to meet: local minima of the ink's column profile, and a
-    regular grid so that digits overlapping without a thin waist can be cut too."""
-    w = mask.shape[1]
-    lo, hi = min_width, w - min_width
-    if hi <= lo:
-        return []
-    profile = ndimage.uniform_filter1d(mask.sum(0).astype(float), max(1, min_width // 2))
-    inner = profile[lo:hi]
-    minima = [lo + i for i in range(len(inner)) if inner[i] <= profile[lo + i - 1] and inner[i] <= profile[min(lo + i + 1, w - 1)]]
-    minima.sort(key=lambda x: profile[x])
-    grid = list(np.linspace(lo, hi, 7).round().astype(int))
-    chosen: list[int] = []
-    for x in minima[: MAX_CUTS // 2] + grid + minima[MAX_CUTS // 2 :]:
-        if len(chosen) < MAX_CUTS and all(abs(x - c) >= max(2, min_width // 2) for c in chosen):
-            chosen.append(int(x))
-    return sorted(chosen)
+def _slanted_columns(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's column once the piece is sheared upright, x − slant·(y − ȳ), with the slant from the
+    ink's second moments (the classic MNIST deskew): cuts along these columns follow the handwriting's
+    slant, so that two slanted digits (a pair of 1s) can be cut apart where they touch."""
+    ys, xs = np.nonzero(mask)
+    dy = ys - ys.mean()
+    slant = float(np.clip((dy * (xs - xs.mean())).sum() / max((dy * dy).sum(), 1.0), -MAX_SLANT, MAX_SLANT))
+    shift = np.round(slant * (np.arange(mask.shape[0]) - ys.mean())).astype(int)
+    columns = np.arange(mask.shape[1])[None, :] - shift[:, None]
+    return columns - columns[mask].min()
 
 
-def _sub_piece(piece: Piece, x0: int, x1: int) -> Piece | None:
-    """The part of `piece` between columns x0 and x1, without small slivers of neighbours cut off at
-    the edges; None if no ink is left."""
-    part = piece.mask[:, x0:x1]
+def _cut_candidates(profile: np.ndarray, min_width: int, step: float) -> np.ndarray:
+    """Where touching digits are likely to meet: a regular grid about `step` apart (overlapping digits
+    leave no waist to find), each position moved to the lowest point of the ink's profile within half a
+    step of it, so that a cut at a waist is never missed; all at least min_width from the ends."""
+    w = len(profile)
+    if w < 2 * min_width:
+        return np.zeros(0, int)
+    profile = ndimage.uniform_filter1d(profile.astype(float), max(1, min_width // 2))
+    count = max(1, round((w - 2 * min_width) / step))
+    edges = np.linspace(min_width, w - min_width + 1, count + 1).round().astype(int)
+    lowest = np.minimum.reduceat(profile[: edges[-1]], edges[:-1])  # per window
+    cuts = [start + int(np.flatnonzero(profile[start:stop] == low)[0]) for start, stop, low in zip(edges, edges[1:], lowest)]
+    return np.unique(cuts)
+
+
+def _sub_piece(piece: Piece, part: np.ndarray) -> Piece | None:
+    """The piece's ink in `part` (a mask of the piece's size), without small slivers of neighbours cut
+    off at its edges; None if no ink is left."""
     labels, count = ndimage.label(part, structure=EIGHT)
     if count == 0:
         return None
-    areas = np.bincount(labels.ravel())[1:]
-    if count > 1:
-        at_edge = set(labels[:, 0]) | set(labels[:, -1])
-        sliver = [i + 1 for i in range(count) if i + 1 in at_edge and areas[i] < 0.15 * areas.max()]
-        if sliver:
-            part = part & ~np.isin(labels, sliver)
+    if count > 1:  # slivers: small bits touching the box's left or right edge
+        areas = np.bincount(labels.ravel())
+        areas[0] = 0
+        cols = np.flatnonzero(part.any(0))
+        at_edge = np.zeros(count + 1, bool)
+        at_edge[labels[:, cols[0]]] = at_edge[labels[:, cols[-1]]] = True
+        sliver = at_edge & (areas < SLIVER * areas.max())
+        sliver[0] = False
+        if sliver.any():
+            part = part & ~sliver[labels]
     rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
-    bx, by = piece.box[0] + x0, piece.box[1]
-    box = (bx + cols[0], by + rows[0], bx + cols[-1] + 1, by + rows[-1] + 1)
+    bx, by = piece.box[0], piece.box[1]
+    box = (bx + int(cols[0]), by + int(rows[0]), bx + int(cols[-1]) + 1, by + int(rows[-1]) + 1)
     return Piece(box, part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 
@@ -252,53 +310,68 @@ def _aspect_z(piece: Piece) -> float:
 
 
 def _score(piece: Piece) -> float:
-    """Log-probability of the reading less a shape penalty: wider than usual for the digit read is
-    suspect, linearly; narrow is not (a cut through overlapping digits leaves narrow pieces). The
-    weights were chosen on drawings of MNIST training digits, never on the benchmark's test digits."""
-    return float(np.log(piece.probs.max().clamp(min=1e-9))) - WIDE_COST * max(_aspect_z(piece) - WIDE_FROM, 0.0)
+    """Log-probability of the reading plus that of the piece's shape: Gaussian penalties on how much
+    wider, or narrower, it is than usual for the digit read (narrow weighs less: a cut through
+    overlapping digits leaves narrow pieces; but two touching 1s are no 0)."""
+    confidence = max(float(piece.probs.max()), 1e-9)
+    z = _aspect_z(piece)
+    return np.log(confidence) - WIDE_COST * max(z - WIDE_FROM, 0.0) ** 2 - NARROW_COST * max(-z - NARROW_FROM, 0.0) ** 2
 
 
-def _split_touching(line: list[Piece], stroke: float, classify: Classify) -> list[Piece]:
-    """Split components that may be several touching digits where the classifier is most confident."""
-    height = _digit_height(line)
-    suspects = [
-        p for p in line
-        if p.kind == "digit" and p.width >= SPLIT_WIDTH * height and (
-            float(p.probs.max()) < SPLIT_BELOW or p.width >= WIDE * height
-            or _aspect_z(p) > ATYPICAL
-        )
-    ]
-    if not suspects:
-        return line
-    min_width = max(int(0.7 * stroke), int(0.06 * height), 2)
-    plans = []  # per suspect: cut positions and the candidate piece for each (i, j) span
-    for p in suspects:
-        cuts = [0] + _cut_candidates(p.mask, min_width) + [p.width]
-        spans = {}
-        for i in range(len(cuts)):
-            for j in range(i + 1, len(cuts)):
-                if (i, j) == (0, len(cuts) - 1):
-                    continue
-                if cuts[j] - cuts[i] < min_width or cuts[j] - cuts[i] > MAX_PIECE * height:
-                    continue
-                sub = _sub_piece(p, cuts[i], cuts[j])
-                if sub is not None:
-                    spans[i, j] = sub
-        plans.append((cuts, spans))
-    _classify([s for _, spans in plans for s in spans.values()], classify)
-    replaced = {}
-    for p, (cuts, spans) in zip(suspects, plans):
-        spans[0, len(cuts) - 1] = p
-        replaced[id(p)] = _best_path(len(cuts), spans)
-    out = []
-    for p in line:
-        out.extend(replaced.get(id(p), [p]))
-    return out
+def _is_suspect(piece: Piece, height: float) -> bool:
+    """Wide enough for two digits, and read without confidence or with an atypical shape."""
+    if piece.kind != "digit" or piece.width < SPLIT_WIDTH * height:
+        return False
+    return float(piece.probs.max()) < SPLIT_BELOW or piece.width >= WIDE * height or _aspect_z(piece) > ATYPICAL
 
 
-def _best_path(n: int, spans: dict[tuple[int, int], Piece]) -> list[Piece]:
+@dataclass
+class _Plan:
+    """How a suspect may be split: the number of cut positions (both ends included) and the sub-piece
+    between every pair of positions that is wide enough for a digit and not too wide for one."""
+
+    positions: int
+    spans: dict[tuple[int, int], Piece]
+
+
+def _plan(piece: Piece, height: float, stroke: float) -> _Plan:
+    min_width = max(int(MIN_PIECE * stroke), int(0.06 * height), 2)
+    columns = _slanted_columns(piece.mask)
+    profile = np.bincount(columns[piece.mask])
+    cuts = np.concatenate([[0], _cut_candidates(profile, min_width, GRID_STEP * height), [len(profile)]])
+    spans = {}
+    for i in range(len(cuts)):
+        for j in range(i + 1, len(cuts)):
+            if (i, j) == (0, len(cuts) - 1) or not min_width <= cuts[j] - cuts[i] <= MAX_PIECE * height:
+                continue
+            sub = _sub_piece(piece, piece.mask & (columns >= cuts[i]) & (columns < cuts[j]))
+            if sub is not None:
+                spans[i, j] = sub
+    spans[0, len(cuts) - 1] = piece
+    return _Plan(len(cuts), spans)
+
+
+def _split_touching(lines: list[list[Piece]], stroke: float, classify: Classify) -> list[list[Piece]]:
+    """Split pieces that may be several touching digits where the classifier is most confident: every
+    candidate sub-piece of every suspect is classified in one batch, then the best segmentation of each
+    suspect is found by dynamic programming."""
+    plans: dict[int, _Plan] = {}
+    for line in lines:
+        height = _digit_height(line)
+        for p in line:
+            if _is_suspect(p, height):
+                plans[id(p)] = _plan(p, height, stroke)
+    if not plans:
+        return lines
+    _classify([sub for plan in plans.values() for sub in plan.spans.values() if sub.probs is None], classify)
+    split = {key: _best_path(plan) for key, plan in plans.items()}
+    return [[q for p in line for q in split.get(id(p), [p])] for line in lines]
+
+
+def _best_path(plan: _Plan) -> list[Piece]:
     """Dynamic programming over cut positions 0..n-1: the pieces maximising the summed score, each extra
     piece charged SPLIT_COST."""
+    spans, n = plan.spans, plan.positions
     best = [(-np.inf, -1)] * n
     best[0] = (0.0, -1)
     for j in range(1, n):

@@ -1,0 +1,55 @@
+"""Command line: read the number drawn in each image.
+
+    python -m digit_studio read IMAGE [IMAGE ...] [--json] [--classifier PATH]
+
+Prints the number read from each image, one line per image (a two-line number's lines joined by " / ";
+preceded by the path and a tab when there are several images, like grep), or with --json one object per
+image and line (lines joined by "\\n" in its text). A file that cannot be read gets a one-line error
+on stderr and exit code 1; the other files are still read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from digit_studio.cli import run_script
+from digit_studio.errors import DigitStudioError
+from digit_studio.reader import DEFAULT_CLASSIFIER, Reader, Reading
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m digit_studio", description="Digit Insight Studio")
+    commands = parser.add_subparsers(dest="command", required=True)
+    read = commands.add_parser("read", help="print the number drawn in each image")
+    read.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    read.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    read.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="classifier checkpoint")
+    return parser
+
+
+def _line(path: str, reading: Reading, as_json: bool, with_path: bool) -> str:
+    if as_json:
+        return json.dumps({"path": path, **reading.to_dict()})
+    shown = reading.text.replace("\n", " / ") if reading.text else f"({reading.message})"
+    return f"{path}\t{shown}" if with_path else shown
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    reader = Reader.from_checkpoint(args.classifier)  # a bad checkpoint stops everything: run_script
+    failed = 0
+    for path in args.images:
+        try:
+            reading = reader.read(path)
+        except DigitStudioError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(_line(path, reading, args.json, with_path=len(args.images) > 1), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -1,0 +1,169 @@
+"""Segmentation on constructed drawings: pieces of one digit merged, touching digits split, symbols in
+reading order, lines, separators, specks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from digit_studio.inputs import ink_map
+from digit_studio.reader import Reader
+from digit_studio.segmentation import Segmentation, segment
+
+CLASSIFIER_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier.safetensors"
+
+H, BRUSH = 150, 16  # digit height and pen width in px, as drawn on an 800-px sketchpad
+# Digits as a person draws them: strokes are polylines in a box one digit height tall (x right, y
+# down), "o" strokes ellipses (x0, y0, x1, y1).
+DIGITS: dict[str, list] = {
+    "0": [("o", 0.0, 0.0, 0.7, 1.0)],
+    "1": [[(0.1, 0.14), (0.25, 0.0), (0.2, 1.0)]],
+    "3": [[(0.05, 0.12), (0.3, 0.0), (0.6, 0.1), (0.62, 0.3), (0.3, 0.47), (0.62, 0.62), (0.65, 0.85), (0.35, 1.0), (0.02, 0.9)]],
+    "7": [[(0.0, 0.02), (0.65, 0.0), (0.2, 1.0)]],
+    "8": [("o", 0.08, 0.0, 0.58, 0.45), ("o", 0.0, 0.45, 0.66, 1.0)],
+    "2": [[(0.05, 0.2), (0.3, 0.0), (0.6, 0.15), (0.55, 0.45), (0.0, 1.0), (0.65, 1.0)]],
+}
+# Digits in two strokes that do not touch: the detached top bar of a 5, a 4 whose stem stops short of
+# the bar, a 7 whose top bar and stem were drawn apart.
+TWO_STROKES: dict[str, list] = {
+    "5": [[(0.12, 0.1), (0.05, 0.45), (0.35, 0.38), (0.62, 0.55), (0.6, 0.85), (0.3, 1.0), (0.0, 0.9)], [(0.3, 0.0), (0.7, 0.0)]],
+    "4": [[(0.3, 0.0), (0.0, 0.62), (0.35, 0.62)], [(0.5, 0.2), (0.5, 1.0)]],
+    "7": [[(0.0, 0.0), (0.55, 0.0)], [(0.68, 0.1), (0.2, 1.0)]],
+}
+
+
+def draw_digit(strokes: list, height: float = H, brush: int = BRUSH) -> np.ndarray:
+    """One digit's ink as a tight bool mask."""
+    pad = brush
+    image = Image.new("1", (int(height) + 2 * pad, int(height) + 2 * pad), 0)
+    pen = ImageDraw.Draw(image)
+    for stroke in strokes:
+        if stroke[0] == "o":
+            x0, y0, x1, y1 = (pad + v * height for v in stroke[1:])
+            pen.ellipse((x0, y0, x1, y1), outline=1, width=brush)
+            continue
+        points = [(pad + x * height, pad + y * height) for x, y in stroke]
+        pen.line(points, fill=1, width=brush, joint="curve")
+        for x, y in (points[0], points[-1]):  # round caps, like a brush
+            pen.ellipse((x - brush / 2, y - brush / 2, x + brush / 2, y + brush / 2), fill=1)
+    mask = np.asarray(image)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def contact(left: np.ndarray, right: np.ndarray) -> int:
+    """How far right of the left mask's x0 the right one (same top) must start for the two to touch."""
+    rows = min(len(left), len(right))
+    a, b = left[:rows], right[:rows]
+    both = a.any(1) & b.any(1)
+    last = a.shape[1] - 1 - np.argmax(a[both, ::-1], axis=1)
+    return int((last - np.argmax(b[both], axis=1)).max())
+
+
+def compose(masks: list[np.ndarray], xs: list[int], ys: list[int], size: tuple[int, int] = (800, 400)) -> np.ndarray:
+    """Black ink on a white canvas, each mask at its top-left corner."""
+    ink = np.zeros(size[::-1], bool)
+    for mask, x, y in zip(masks, xs, ys):
+        ink[y : y + mask.shape[0], x : x + mask.shape[1]] |= mask
+    return np.where(ink, 0, 255).astype(np.uint8)
+
+
+def row(text: str, gap: float = 0.3, touching: bool = False, x: int = 60, y: int = 100) -> tuple[list, list, list]:
+    masks = [draw_digit(DIGITS[c]) for c in text]
+    xs = [x]
+    for left, right in zip(masks, masks[1:]):
+        xs.append(xs[-1] + (contact(left, right) if touching else left.shape[1] + round(gap * H)))
+    return masks, xs, [y] * len(masks)
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader.from_checkpoint(CLASSIFIER_CHECKPOINT)
+
+
+def components(image: np.ndarray) -> int:
+    return ndimage.label(image < 128, structure=np.ones((3, 3)))[1]
+
+
+def read(reader: Reader, image: np.ndarray) -> Segmentation:
+    return segment(ink_map(image).mask, reader.classify)
+
+
+def text_of(found: Segmentation) -> str:
+    return "\n".join(
+        "".join(str(int(p.probs.argmax())) if p.kind == "digit" else p.kind for p in line) for line in found.lines
+    )
+
+
+@pytest.mark.parametrize("digit", sorted(TWO_STROKES))
+def test_pieces_of_one_digit_are_merged(reader: Reader, digit: str) -> None:
+    image = compose([draw_digit(TWO_STROKES[digit])], [300], [100])
+    assert components(image) >= 2
+    found = read(reader, image)
+    assert text_of(found) == digit
+
+
+KNOWN_MISS = pytest.mark.xfail(
+    strict=True,
+    reason="the flagged 1 touching the 7's bar reads as one 7 (p = 0.6, flagged uncertain); the right split "
+    "scores 0.02 below it: a known limit of straight cuts scored by the classifier",
+)
+
+
+@pytest.mark.parametrize("pair", ["00", "11", pytest.param("17", marks=KNOWN_MISS), "38", "380"])
+def test_touching_digits_are_split(reader: Reader, pair: str) -> None:
+    image = compose(*row(pair, touching=True))
+    assert components(image) == 1
+    found = read(reader, image)
+    assert text_of(found) == pair
+    boxes = [p.box for p in found.lines[0]]
+    assert all(a[0] < b[0] for a, b in zip(boxes, boxes[1:]))
+
+
+def test_symbols_in_reading_order_on_an_uneven_baseline(reader: Reader) -> None:
+    masks, xs, _ = row("2103")
+    found = read(reader, compose(masks, xs, [150, 60, 200, 100]))
+    assert text_of(found) == "2103"
+
+
+def test_two_lines_top_to_bottom(reader: Reader) -> None:
+    top, bottom = row("38"), row("107", x=120, y=210 + H)
+    found = read(reader, compose(*(a + b for a, b in zip(top, bottom)), size=(800, 600)))
+    assert text_of(found) == "38\n107"
+
+
+@pytest.mark.parametrize("text", ["12-30", "3.80", "2-1.7"])
+def test_separators_by_shape(reader: Reader, text: str) -> None:
+    masks, xs, ys = [], [60], []
+    for c in text:
+        if c == "-":
+            masks.append(draw_digit([[(0.0, 0.0), (0.3, 0.0)]]))
+            ys.append(100 + H // 2)
+        elif c == ".":
+            masks.append(draw_digit([[(0.0, 0.0), (0.0, 0.0)]]))
+            ys.append(100 + H - BRUSH)
+        else:
+            masks.append(draw_digit(DIGITS[c]))
+            ys.append(100)
+        xs.append(xs[-1] + masks[-1].shape[1] + round(0.25 * H))
+    found = read(reader, compose(masks, xs[:-1], ys))
+    assert text_of(found) == text
+
+
+def test_specks_are_dropped_and_too_many_marks_refused(reader: Reader) -> None:
+    masks, xs, ys = row("38")
+    image = compose(masks, xs, ys)
+    rng = np.random.default_rng(0)
+    specks = image.copy()
+    for y, x in zip(rng.integers(0, 400, 60), rng.integers(0, 800, 60)):
+        specks[y : y + 3, x : x + 3] = 0  # 3-px specks: far smaller than a dab of the 16-px pen
+    assert text_of(read(reader, specks)) == "38"
+    confetti = np.full((400, 800), 255, np.uint8)
+    for y, x in zip(rng.integers(0, 390, 400), rng.integers(0, 790, 400)):
+        confetti[y : y + 10, x : x + 10] = 0
+    found = read(reader, confetti)
+    assert found.problem is not None and not found.lines
