@@ -1,0 +1,247 @@
+"""Everything the studio says about one drawing, as plain Python: the UI and the API are thin shells over it.
+
+    studio = Studio.from_checkpoints()
+    result = studio.analyze(image, method="gradcam", variations=4)
+    result.reading.text, result.digits[0].explanation.faithfulness, result.to_dict()
+
+Thread safety: reading and the VAE run in inference mode only and keep no state, so any number of requests
+share one classifier and one VAE without locks. Explanation methods hook the classifier's layers for the
+duration of a call; they run on copies of it borrowed from a pool, so no hook ever touches the reading
+model or another request's explanation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import queue
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from digit_studio.config import VAEOutputConfig
+from digit_studio.errors import DigitStudioError
+from digit_studio.explain import METHODS, explain
+from digit_studio.generation import DEFAULT_TEMPERATURE, atypicality, interpolate
+from digit_studio.generation import variations as variations_of
+from digit_studio.inputs import ink_map
+from digit_studio.models.classifier import load_classifier
+from digit_studio.models.vae import ConvVAE, load_vae
+from digit_studio.reader import DEFAULT_CLASSIFIER, Reader, Reading, Symbol
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_VAE = VAEOutputConfig().checkpoint
+VAE_QUALITY = ROOT / "results" / "bench" / "vae_quality.json"
+# A digit whose atypicality (negative ELBO, nats) exceeds this looks like no digit the VAE knows: the 95th
+# percentile of MNIST test digits' scores, measured by bench/vae_quality.py (read from its JSON when present).
+NOT_A_DIGIT_ABOVE = 122.0
+MAX_VARIATIONS = 16
+MAX_TEMPERATURE = 3.0
+
+
+def not_a_digit_threshold(path: Path = VAE_QUALITY) -> float:
+    """The measured digit 95th percentile of the atypicality score, or NOT_A_DIGIT_ABOVE without it."""
+    try:
+        return float(json.loads(path.read_text())["atypicality"]["digit_95th_percentile"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return NOT_A_DIGIT_ABOVE
+
+
+class ModelPool:
+    """Copies of a model lent to one thread at a time (explanations hook the model's layers)."""
+
+    def __init__(self, model: nn.Module, copies: int) -> None:
+        if copies < 1:
+            raise DigitStudioError(f"an explanation pool needs at least one model copy, got {copies}")
+        self._free: queue.Queue[nn.Module] = queue.Queue()
+        for _ in range(copies):
+            self._free.put(copy.deepcopy(model).eval())
+
+    @contextmanager
+    def borrow(self) -> Iterator[nn.Module]:
+        model = self._free.get()
+        try:
+            yield model
+        finally:
+            self._free.put(model)
+
+
+@dataclass(frozen=True)
+class DigitExplanation:
+    map: np.ndarray  # (28, 28) in [0, 1], over the digit's crop
+    target: int  # the class explained
+    faithfulness: dict[str, float]  # deletion/insertion AUC of the map and of a random ink order
+
+
+@dataclass(frozen=True)
+class DigitAnalysis:
+    symbol: Symbol
+    atypicality: float  # nats; larger is less like any MNIST digit
+    not_a_digit: bool
+    explanation: DigitExplanation | None
+    variations: np.ndarray  # (k, 28, 28) in [0, 1], ink light on dark; k may be 0
+
+    def to_dict(self, arrays: bool = True) -> dict[str, Any]:
+        s = self.symbol
+        out: dict[str, Any] = {
+            "label": s.label, "confidence": round(s.confidence, 4),
+            "top3": [{"label": label, "probability": round(p, 4)} for label, p in s.top3],
+            "box": list(s.box), "line": s.line, "uncertain": s.uncertain,
+            "atypicality": round(self.atypicality, 1), "not_a_digit": self.not_a_digit,
+        }
+        if self.explanation is not None:
+            out["explanation"] = {"target": self.explanation.target, "faithfulness": self.explanation.faithfulness}
+            if arrays:
+                out["explanation"]["map"] = _levels(self.explanation.map)
+        if arrays and len(self.variations):
+            out["variations"] = _levels(self.variations)
+        return out
+
+
+def _levels(values: np.ndarray) -> list:
+    """[0, 1] floats as nested lists of 0-255 levels: a quarter of the JSON of 3-decimal floats."""
+    return np.rint(values * 255).astype(np.uint8).tolist()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    reading: Reading
+    digits: tuple[DigitAnalysis, ...]  # one per digit symbol of the reading (separators have none)
+    method: str | None  # explanation method, None when not explained
+    why_not: bool  # the maps explain each digit's runner-up class
+    temperature: float
+    ink: np.ndarray  # (h, w) float32 in [0, 1], 1 = ink: the drawing as read, at working resolution
+    scale: int  # input pixels per working pixel (boxes are in input pixels)
+    timings_ms: dict[str, float]
+
+    @property
+    def message(self) -> str | None:
+        """For a person: why nothing was read, or which digits to check."""
+        if self.reading.message:
+            return self.reading.message
+        odd = [str(i + 1) for i, d in enumerate(self.digits) if d.not_a_digit]
+        if len(odd) == 1:
+            return f"Digit #{odd[0]} looks unlike the digits the model learned from: check its reading"
+        if odd:
+            return f"Digits #{', #'.join(odd)} look unlike the digits the model learned from: check their readings"
+        return None
+
+    def to_dict(self, arrays: bool = True) -> dict[str, Any]:
+        """JSON-ready; `arrays` adds each digit's 28×28 map and variations as 0-255 levels (255 = most
+        important / ink)."""
+        return {
+            "text": self.reading.text, "message": self.message, "uncertain": self.reading.uncertain,
+            "not_a_digit": any(d.not_a_digit for d in self.digits),
+            "method": self.method, "why_not": self.why_not, "temperature": self.temperature,
+            "digits": [d.to_dict(arrays) for d in self.digits],
+            "separators": [{"label": s.label, "box": list(s.box)} for s in self.reading.symbols if not s.is_digit],
+            "timings_ms": self.timings_ms,
+        }
+
+
+class Studio:
+    """The studio's models, loaded once and shared by every request."""
+
+    def __init__(self, classifier: nn.Module, vae: ConvVAE, explainers: int = 2,
+                 not_a_digit_above: float | None = None) -> None:
+        self.reader = Reader(classifier.eval())
+        self.vae = vae.eval()
+        self._pool = ModelPool(classifier, explainers)
+        self.not_a_digit_above = not_a_digit_threshold() if not_a_digit_above is None else not_a_digit_above
+
+    @classmethod
+    def from_checkpoints(cls, classifier: str | Path = DEFAULT_CLASSIFIER, vae: str | Path = DEFAULT_VAE,
+                         explainers: int = 2, device: str | torch.device = "cpu") -> Studio:
+        model, _ = load_classifier(classifier, device)
+        vae_model, _ = load_vae(vae, device)
+        return cls(model, vae_model, explainers)
+
+    def read(self, image: Any) -> Reading:
+        return self.reader.read(image)
+
+    def analyze(self, image: Any, method: str | None = "gradcam", why_not: bool = False, variations: int = 4,
+                temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> Analysis:
+        """Read `image` (anything Reader.read takes), then for every digit: its atypicality, a map from
+        `method` (None: no map) of the predicted class or, with `why_not`, the runner-up, and `variations`
+        VAE variations at `temperature` (reproducible for a given `seed`)."""
+        _check_options(method, why_not, variations, temperature)
+        clock = _Clock()
+        reading = self.reader.read(image)
+        clock.lap("read")
+        ink = ink_map(image)  # the same working image the reader used, for drawing the maps on
+        digits = [s for s in reading.symbols if s.is_digit]
+        crops = torch.from_numpy(np.stack([s.crop for s in digits]))[:, None] if digits else None
+        scores: list[float] = []
+        maps: list[DigitExplanation | None] = [None] * len(digits)
+        varied = np.zeros((len(digits), 0, 28, 28), np.float32)
+        if crops is not None:
+            scores = atypicality(self.vae, crops).tolist()
+            clock.lap("atypicality")
+            if method is not None:
+                maps = self._explain(crops, method, why_not, seed)
+                clock.lap("explain")
+            if variations:
+                generator = torch.Generator().manual_seed(seed)
+                varied = variations_of(self.vae, crops, variations, float(temperature), generator)[:, :, 0].numpy()
+                clock.lap("variations")
+        analysed = tuple(
+            DigitAnalysis(s, score, score > self.not_a_digit_above, m, v)
+            for s, score, m, v in zip(digits, scores, maps, varied)
+        )
+        return Analysis(reading, analysed, method, why_not, temperature, ink.mask.astype(np.float32), ink.scale,
+                        clock.timings())
+
+    def _explain(self, crops: torch.Tensor, method: str, why_not: bool, seed: int) -> list[DigitExplanation]:
+        with self._pool.borrow() as model:
+            result = explain(model, crops, method, "runner_up" if why_not else "predicted", seed=seed)
+        f = result.faithfulness
+        columns = {"deletion_auc": f.deletion_auc, "random_deletion_auc": f.random_deletion_auc,
+                   "insertion_auc": f.insertion_auc, "random_insertion_auc": f.random_insertion_auc}
+        return [
+            DigitExplanation(result.maps[i].numpy(), int(result.target[i]),
+                             {k: round(float(v[i]), 4) for k, v in columns.items()})
+            for i in range(len(crops))
+        ]
+
+    def interpolate(self, analysis: Analysis, start: int, end: int, steps: int = 8) -> np.ndarray:
+        """(steps, 28, 28) digits on the VAE's latent path from digit `start` to digit `end` (0-based)."""
+        count = len(analysis.digits)
+        if not (0 <= start < count and 0 <= end < count):
+            raise DigitStudioError(f"pick two of the {count} digits read (numbered 1 to {count})")
+        a, b = (torch.from_numpy(analysis.digits[i].symbol.crop) for i in (start, end))
+        return interpolate(self.vae, a, b, steps)[:, 0].numpy()
+
+
+def _check_options(method: str | None, why_not: bool, count: int, temperature: float) -> None:
+    if method is not None and (not isinstance(method, str) or method not in METHODS):
+        raise DigitStudioError(f"unknown explanation method {method!r}; choose one of {', '.join(METHODS)}")
+    if not isinstance(why_not, bool):
+        raise DigitStudioError(f"why_not must be true or false, got {why_not!r}")
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_VARIATIONS:
+        raise DigitStudioError(f"variations must be a whole number from 0 to {MAX_VARIATIONS}, got {count!r}")
+    number = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    if not number or not 0 <= temperature <= MAX_TEMPERATURE:
+        raise DigitStudioError(f"temperature must be a number from 0 to {MAX_TEMPERATURE:g}, got {temperature!r}")
+
+
+class _Clock:
+    """Milliseconds per stage of a request, and the total."""
+
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._laps[name] = round(1000 * (now - self._last), 2)
+        self._last = now
+
+    def timings(self) -> dict[str, float]:
+        return {**self._laps, "total": round(1000 * (time.perf_counter() - self._start), 2)}

@@ -1,0 +1,297 @@
+"""The studio's Gradio app: a thin shell over `Studio` (analysis.py) and `render` (render.py).
+
+    demo = build_app(Studio.from_checkpoints())
+    launch(demo, host=None, port=None, share=False)
+
+API (gradio_client): `/read` and `/analyze` take a drawing as an image file (`handle_file(path)`) or as the
+sketchpad's value ({"background", "layers", "composite"} of files) and return JSON; bad input of any kind
+ends in a gr.Error whose message says what to send instead. The UI's own events are private.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+from PIL import Image, UnidentifiedImageError
+
+from digit_studio.about import CONFUSION_MATRIX, about_markdown
+from digit_studio.analysis import DEFAULT_VAE, MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
+from digit_studio.errors import DigitStudioError
+from digit_studio.generation import DEFAULT_TEMPERATURE
+from digit_studio.reader import DEFAULT_CLASSIFIER
+from digit_studio.render import render, strip
+from digit_studio.report import write_report
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+CANVAS = (800, 400)  # width, height: room for a number, not a single digit
+BRUSH_PX = 14  # default brush: about a tenth of a digit drawn half the canvas high, like a felt pen
+CONCURRENCY = 2  # requests computed at once per event: this CPU's cores; more only adds context switches
+QUEUE_SIZE = 64  # waiting requests beyond this are turned away with "queue full" rather than piling up
+MAX_UPLOAD_PIXELS = 4096 * 4096  # larger uploads are refused before decoding (memory stays bounded)
+REPORTS_KEPT = 32  # newest report files kept on disk
+SESSIONS_KEPT = 256  # gradio keeps each session's last values in memory (API clients never end theirs): bound it
+METHOD_LABELS = {
+    "Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++", "HiResCAM": "hirescam",
+    "Integrated Gradients": "integrated_gradients", "Occlusion": "occlusion",
+}
+SKETCHPAD_KEYS = {"background", "layers", "composite"}
+DRAWING_HELP = ("send the drawing as an image file, gradio_client.handle_file('drawing.png'), or as the "
+                "sketchpad's value {'background': file, 'layers': [files], 'composite': file}")
+
+CSS = """
+.number {font-size: 5.5rem; font-weight: 700; letter-spacing: .08em; line-height: 1.1; margin: .2rem 0}
+.prompt {font-size: 1.6rem; opacity: .65; padding: 1.5rem 0}
+.digits {display: flex; flex-wrap: wrap; gap: .5rem}
+.digit {border: 1px solid var(--border-color-primary); border-radius: .5rem; padding: .3rem .6rem; min-width: 5.5rem}
+.digit b {font-size: 1.7rem}
+.flag {color: #c2410c; font-weight: 600}
+"""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn a DigitStudioError into a gr.Error (its message reaches the browser and gradio_client); log
+    anything else with its traceback and answer with a one-line message, so no request brings the app down."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DigitStudioError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as exc:  # the last line of defence of a public server
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"could not process this drawing ({type(exc).__name__}); {DRAWING_HELP}",
+                           print_exception=False) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _file_path(value: Any, what: str) -> str | None:
+    """The server-side path of a file that gradio_client uploaded (gradio has checked that it lies in its
+    upload folder), its header checked so that huge images are refused before being decoded."""
+    if value is None:
+        return None
+    if not (isinstance(value, Mapping) and isinstance(value.get("meta"), Mapping)
+            and value["meta"].get("_type") == "gradio.FileData" and isinstance(value.get("path"), str)):
+        raise DigitStudioError(f"{what} is not an uploaded file; {DRAWING_HELP}")
+    path = value["path"]
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError):
+        raise DigitStudioError(f"{what} is not an image file (PNG, JPEG, WebP, …); {DRAWING_HELP}") from None
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise DigitStudioError(f"{what} is {width}×{height} pixels; send at most {MAX_UPLOAD_PIXELS:,} pixels")
+    return path
+
+
+def drawing_from_payload(payload: Any) -> Any:
+    """An API drawing (see the module doc) as something Reader.read takes: a path or a sketchpad dict."""
+    if payload is None or isinstance(payload, Mapping) and ("meta" in payload or "path" in payload):
+        return _file_path(payload, "the drawing")
+    if not isinstance(payload, Mapping):
+        raise DigitStudioError(f"the drawing is of type {type(payload).__name__}; {DRAWING_HELP}")
+    keys = set(map(str, payload))
+    if not keys or keys - SKETCHPAD_KEYS:
+        raise DigitStudioError(f"a sketchpad value has the keys background, layers, composite; got {sorted(keys)}")
+    layers = payload.get("layers") or []
+    if not isinstance(layers, list):
+        raise DigitStudioError(f"the sketchpad's layers must be a list of files, got {type(layers).__name__}")
+    return {
+        "background": _file_path(payload.get("background"), "background"),
+        "layers": [_file_path(layer, f"layer {i + 1}") for i, layer in enumerate(layers)],
+        "composite": _file_path(payload.get("composite"), "composite"),
+    }
+
+
+def canvas(value: dict | None) -> dict | None:
+    """The sketchpad's value as the reader should see it. Strokes live on layers, an example or an upload on
+    the background; once the background holds a drawing, only the composite shows both."""
+    if not value or value.get("background") is None or not value.get("layers"):
+        return value
+    background = value["background"]
+    if background.min() == background.max():  # a blank canvas (white, or grey in dark mode)
+        return value
+    return {"background": None, "layers": [], "composite": value["composite"]}
+
+
+def reading_html(analysis: Analysis) -> str:
+    """The number, large, then each digit's confidence, alternatives and flags."""
+    reading = analysis.reading
+    if not reading.symbols:
+        return f"<div class='prompt'>{html.escape(reading.message or 'Draw a number')} ✍️</div>"
+    cards = []
+    for i, d in enumerate(analysis.digits, start=1):
+        s = d.symbol
+        others = " · ".join(f"{label} {p:.0%}" for label, p in s.top3[1:])
+        flags = [f for f, on in (("uncertain", s.uncertain), ("not a digit?", d.not_a_digit)) if on]
+        cards.append(
+            f"<div class='digit'>#{i} <b>{s.label}</b> {s.confidence:.0%}<br><small>or {others}</small>"
+            + "".join(f"<br><span class='flag'>⚠ {f}</span>" for f in flags) + "</div>"
+        )
+    number = html.escape(reading.text).replace("\n", "<br>")
+    note = f"<p class='flag'>{html.escape(analysis.message)}</p>" if analysis.message else ""
+    return f"<div class='number'>{number}</div>{note}<div class='digits'>{''.join(cards)}</div>"
+
+
+def _digit_choices(analysis: Analysis) -> list[tuple[str, int]]:
+    return [(f"#{i + 1}: {d.symbol.label}", i) for i, d in enumerate(analysis.digits)]
+
+
+def _report_path(text: str) -> Path:
+    """A fresh file name for a report on `text`; only the newest REPORTS_KEPT reports stay on disk."""
+    folder = Path(tempfile.gettempdir()) / "digit-studio-reports"
+    folder.mkdir(exist_ok=True)
+    for old in sorted(folder.glob("*.zip"), key=lambda p: p.stat().st_mtime)[:-REPORTS_KEPT]:
+        old.unlink(missing_ok=True)
+    return folder / f"digit-studio-{re.sub(r'[^0-9]+', '_', text)}-{time.time_ns()}.zip"
+
+
+def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None = None,
+              vae: Path | None = None) -> gr.Blocks:
+    """The studio; `classifier` and `vae` name the checkpoints whose figures the About tab shows."""
+    # ---- pipeline calls shared by the UI and the API ---------------------------------------------------
+    def analysis_for(value: dict | None, method: str, why_not: bool, count: int, temperature: float) -> Analysis:
+        return studio.analyze(canvas(value), METHOD_LABELS.get(method, method), bool(why_not), int(count),
+                              float(temperature))
+
+    @user_errors
+    def show_reading(value: dict | None) -> str:
+        return reading_html(studio.analyze(canvas(value), method=None, variations=0))
+
+    @user_errors
+    def show_analysis(value: dict | None, method: str, why_not: bool, count: int, temperature: float):
+        analysis = analysis_for(value, method, why_not, count, temperature)
+        pictures = render(analysis)
+        choices = _digit_choices(analysis)
+        last = choices[-1][1] if choices else None
+        return (pictures.overlay, pictures.explanations, pictures.variations,
+                gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
+                gr.Dropdown(choices=choices, value=last))
+
+    @user_errors
+    def show_interpolation(value: dict | None, start: int | None, end: int | None, steps: int):
+        if start is None or end is None:
+            return None
+        analysis = studio.analyze(canvas(value), method=None, variations=0)
+        if max(start, end) >= len(analysis.digits):  # choices from before the last stroke: they follow shortly
+            return None
+        return strip(studio.interpolate(analysis, int(start), int(end), int(steps)))
+
+    @user_errors
+    def make_report(value: dict | None, method: str, why_not: bool, count: int, temperature: float,
+                    start: int | None, end: int | None, steps: int):
+        analysis = analysis_for(value, method, why_not, count, temperature)
+        if not analysis.digits:
+            raise DigitStudioError("draw a number first: the report describes the digits read")
+        walk = None
+        if start is not None and end is not None and max(start, end) < len(analysis.digits):
+            walk = strip(studio.interpolate(analysis, int(start), int(end), int(steps)))
+        path = write_report(_report_path(analysis.reading.text), analysis, render(analysis), walk)
+        return gr.DownloadButton(value=str(path), visible=True)
+
+    # ---- the API ---------------------------------------------------------------------------------------
+    @user_errors
+    def read(drawing: dict | None) -> dict:
+        """Read the number in a drawing. Returns {text, message, uncertain, not_a_digit, digits: [{label,
+        confidence, top3, box, atypicality, not_a_digit, ...}], timings_ms}."""
+        return studio.analyze(drawing_from_payload(drawing), method=None, variations=0).to_dict()
+
+    @user_errors
+    def analyze(drawing: dict | None, method: str = "gradcam", why_not: bool = False, variations: int = 4,
+                temperature: float = DEFAULT_TEMPERATURE) -> dict:
+        """Read a drawing and explain every digit: the reading, each digit's 28×28 explanation map with its
+        faithfulness scores, atypicality and `variations` VAE variations (28×28 arrays of 0-255 levels, 255 = ink)."""
+        return studio.analyze(drawing_from_payload(drawing), method, why_not, variations, temperature).to_dict()
+
+    # ---- the page -------------------------------------------------------------------------------------
+    with gr.Blocks(title="Digit Insight Studio", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown("# ✍️ Digit Insight Studio\nDraw a number: watch a small network read it, explain each "
+                    "digit and imagine others like it. Pick the **brush** and write across the canvas.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                pad = gr.Sketchpad(
+                    label="Your number", canvas_size=CANVAS, fixed_canvas=True, type="numpy",
+                    brush=gr.Brush(default_size=BRUSH_PX, colors=["#000000"], color_mode="fixed"),
+                    eraser=gr.Eraser(default_size=3 * BRUSH_PX), layers=False, elem_id="sketchpad",
+                )
+                read_button = gr.Button("Read", variant="primary")
+            with gr.Column(scale=2):
+                shown = gr.HTML(reading_html(studio.analyze(None, method=None, variations=0)), elem_id="reading")
+        example_files = sorted(examples.glob("*.png"))
+        if example_files:
+            gr.Examples([[str(p)] for p in example_files], inputs=[pad], label="Examples: click one to draw it")
+        with gr.Tabs():
+            with gr.Tab("Why"):
+                with gr.Row():
+                    method = gr.Dropdown(list(METHOD_LABELS), value="Grad-CAM", label="Explanation method")
+                    why_not = gr.Checkbox(label="Why not …? Explain each digit's runner-up instead")
+                overlay = gr.Image(label="Every digit's map on the drawing", type="numpy", format="png",
+                                   interactive=False)
+                explanations = gr.Gallery(label="One map per digit · faithfulness: deletion AUC (del, lower is "
+                                          "better) and insertion AUC (ins, higher is better), a random order's in "
+                                          "brackets",
+                                          columns=4, height="auto", format="png", object_fit="contain",
+                                          elem_id="explanations")
+            with gr.Tab("What else"):
+                with gr.Row():
+                    count = gr.Slider(1, MAX_VARIATIONS, value=4, step=1, label="Variations per digit")
+                    temperature = gr.Slider(0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.1,
+                                            label="Temperature (how far they wander)")
+                variations = gr.Gallery(label="VAE variations per digit", columns=1, height="auto", format="png",
+                                        object_fit="contain", elem_id="variations")
+                with gr.Row():
+                    start = gr.Dropdown([], label="Interpolate from digit")
+                    end = gr.Dropdown([], label="to digit")
+                    steps = gr.Slider(3, 16, value=8, step=1, label="Steps")
+                walk = gr.Image(label="Walk in latent space", type="numpy", format="png", interactive=False,
+                                elem_id="walk")
+            with gr.Tab("Report"):
+                gr.Markdown("One zip: the drawing, the analysis as JSON, every explanation and variation image.")
+                prepare = gr.Button("Make report")
+                download = gr.DownloadButton("Download report", visible=False)
+            with gr.Tab("About the model"):
+                gr.Markdown(about_markdown(Path(classifier or DEFAULT_CLASSIFIER), Path(vae or DEFAULT_VAE)))
+                if CONFUSION_MATRIX.is_file():
+                    gr.Image(str(CONFUSION_MATRIX), label="Confusion matrix, MNIST test set", interactive=False)
+
+        options = [method, why_not, count, temperature]
+        private = {"api_visibility": "private"}
+        for trigger in (pad.change, read_button.click):
+            trigger(show_reading, pad, shown, trigger_mode="always_last", show_progress="hidden", **private).then(
+                show_analysis, [pad, *options], [overlay, explanations, variations, start, end],
+                trigger_mode="always_last", show_progress="hidden", **private)
+        for control in (method.change, why_not.change, count.release, temperature.release):
+            control(show_analysis, [pad, *options], [overlay, explanations, variations, start, end],
+                    trigger_mode="always_last", **private)
+        for control in (start.change, end.change, steps.release):
+            control(show_interpolation, [pad, start, end, steps], walk, trigger_mode="always_last", **private)
+        prepare.click(make_report, [pad, *options, start, end, steps], download, **private)
+
+        gr.api(read, api_name="read")
+        gr.api(analyze, api_name="analyze")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False) -> None:
+    """Serve the studio; host and port default to GRADIO_SERVER_NAME/PORT (as on Hugging Face Spaces), else
+    127.0.0.1:7860."""
+    demo.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size="20mb",
+                theme=gr.themes.Soft(), show_error=False, state_session_capacity=SESSIONS_KEPT)

@@ -1,0 +1,88 @@
+"""Pictures of an analysis as uint8 RGB arrays, made with numpy and a matplotlib colormap (no figures): fast
+enough to redraw after every stroke, and the same pictures the UI shows and the report saves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from digit_studio.analysis import Analysis, DigitAnalysis, DigitExplanation
+from digit_studio.explain.overlay import blend, drawing_overlay
+
+ZOOM = 4  # screen pixels per MNIST pixel in the galleries
+GAP = 2  # MNIST pixels of paper between the digits of a strip
+Picture = tuple[np.ndarray, str]  # (H, W, 3) uint8 RGB and its caption
+
+
+@dataclass(frozen=True)
+class Pictures:
+    explanations: list[Picture]  # one per digit: its crop with the map over it
+    overlay: np.ndarray | None  # every map placed back on the whole drawing
+    variations: list[Picture]  # one strip per digit: the crop, then its variations
+
+
+def rgb(image: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] ((H, W) grey or (H, W, 3)) as uint8 RGB."""
+    image = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
+
+
+def enlarge(image: np.ndarray, zoom: int = ZOOM) -> np.ndarray:
+    """Nearest-neighbour upscaling: MNIST pixels stay crisp squares."""
+    return image.repeat(zoom, axis=0).repeat(zoom, axis=1)
+
+
+def strip(digits: Sequence[np.ndarray], zoom: int = ZOOM) -> np.ndarray:
+    """(N, 28, 28) ink-light digits side by side as dark ink on white paper, uint8 RGB."""
+    paper = np.ones((28, GAP), np.float32)
+    row = [part for digit in digits for part in (1 - np.asarray(digit, np.float32), paper)][:-1]
+    return enlarge(rgb(np.concatenate(row, axis=1)), zoom)
+
+
+def explanation_caption(label: str, explanation: DigitExplanation, why_not: bool) -> str:
+    f = explanation.faithfulness
+    head = f"why not {explanation.target}?" if why_not else f"why {label}"
+    auc = {k: f"{v:.2f}".removeprefix("0") for k, v in f.items()}  # ".74": the caption has to fit a thumbnail
+    return (f"{head} · del {auc['deletion_auc']} ({auc['random_deletion_auc']}) · "
+            f"ins {auc['insertion_auc']} ({auc['random_insertion_auc']})")
+
+
+def crop_region(digit: DigitAnalysis, scale: int) -> tuple[int, int, int, int]:
+    """The working-resolution square that the digit's 28×28 crop covers: the crop's ink box is the
+    symbol's box, so the crop's scale and offset follow from the two (up to stroke-width normalisation)."""
+    x0, y0, x1, y1 = (v / scale for v in digit.symbol.box)
+    ink = digit.symbol.crop > 0.05
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    size = max(x1 - x0, y1 - y0) / max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    left, top = x0 - cols[0] * size, y0 - rows[0] * size
+    return round(left), round(top), round(left + 28 * size), round(top + 28 * size)
+
+
+def drawing_with_maps(analysis: Analysis) -> np.ndarray | None:
+    """Every digit's map placed back on the whole drawing (its crops reach past the drawing's edges, so
+    the drawing is padded for the placement and cut back after)."""
+    shown = [d for d in analysis.digits if d.explanation is not None]
+    if not shown:
+        return None
+    regions = [crop_region(d, analysis.scale) for d in shown]
+    h, w = analysis.ink.shape
+    pad = max(0, *(-min(x0, y0) for x0, y0, _, _ in regions), *(max(x1 - w, y1 - h) for _, _, x1, y1 in regions))
+    ink = np.pad(analysis.ink, pad)
+    boxes = [(x0 + pad, y0 + pad, x1 + pad, y1 + pad) for x0, y0, x1, y1 in regions]
+    overlay = drawing_overlay(ink, boxes, np.stack([d.explanation.map for d in shown]))
+    return rgb(overlay[pad : pad + h, pad : pad + w])
+
+
+def render(analysis: Analysis) -> Pictures:
+    explanations = [
+        (enlarge(rgb(blend(d.symbol.crop, d.explanation.map))),
+         explanation_caption(d.symbol.label, d.explanation, analysis.why_not))
+        for d in analysis.digits if d.explanation is not None
+    ]
+    varied = [
+        (strip([d.symbol.crop, *d.variations]), f"{d.symbol.label}: as read, then {len(d.variations)} variations")
+        for d in analysis.digits if len(d.variations)
+    ]
+    return Pictures(explanations, drawing_with_maps(analysis), varied)
