@@ -21,10 +21,10 @@ if __name__ == "__main__" and "MALLOC_ARENA_MAX" not in os.environ:
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from digit_studio.analysis import DEFAULT_VAE, Studio  # noqa: E402
+from digit_studio.analysis import Studio  # noqa: E402
 from digit_studio.app import CONCURRENCY, build_app, launch  # noqa: E402
 from digit_studio.cli import run_script  # noqa: E402
-from digit_studio.reader import DEFAULT_CLASSIFIER  # noqa: E402
+from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE  # noqa: E402
 
 
 def main() -> None:

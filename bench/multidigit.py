@@ -27,7 +27,7 @@ import torch
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.data import load_mnist
-from digit_studio.reader import DEFAULT_CLASSIFIER, Reader
+from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
 from digit_studio.synth import Drawing, Style, draw_number, pick_digits
 
 ONE_LINE, TWO_LINES = (800, 400), (800, 600)
@@ -108,11 +108,13 @@ def main() -> None:
     parser.add_argument("--per-category", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
+    parser.add_argument("--vae", default=DEFAULT_VAE)
+    parser.add_argument("--no-vae", dest="vae", action="store_const", const=None, help="read without the VAE")
     parser.add_argument("--train-digits", action="store_true", help="draw MNIST training digits (for tuning)")
     parser.add_argument("--out", default="results/bench/multidigit.json")
     args = parser.parse_args()
     split = load_mnist(DataConfig(download=False), train=args.train_digits)
-    reader = Reader.from_checkpoint(args.classifier)
+    reader = Reader.from_checkpoint(args.classifier, args.vae)
     rng = np.random.default_rng(args.seed)
     report = {"categories": {}}
     for category, (style, fewest) in CATEGORIES.items():
@@ -135,7 +137,7 @@ def main() -> None:
     }
     report["setup"] = {
         "seed": args.seed, "per_category": args.per_category, "digits": "train" if args.train_digits else "test",
-        "classifier": str(args.classifier), "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "classifier": str(args.classifier), "vae": args.vae and str(args.vae), "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
     }
     print(f"overall    exact {report['overall']['exact']:.2%}  latency {report['latency_6_digits_800x800']}")
     print("bars:", report["bars"])

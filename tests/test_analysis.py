@@ -46,7 +46,7 @@ def test_analysis_of_a_six_digit_drawing(six) -> None:
     # Grad-CAM beats a random ink order on average (results/bench/explain_quality.json: 74% of digits).
     deletion = np.mean([d.explanation.faithfulness["deletion_auc"] for d in six.digits])
     assert deletion < np.mean([d.explanation.faithfulness["random_deletion_auc"] for d in six.digits])
-    assert set(six.timings_ms) == {"read", "atypicality", "explain", "variations", "total"}
+    assert set(six.timings_ms) == {"read", "explain", "variations", "total"}  # read includes atypicality
 
 
 def test_json_is_complete_and_serialisable(six) -> None:
@@ -91,9 +91,11 @@ def test_scribble_is_flagged_as_not_a_digit(studio: Studio) -> None:
         pen.line([(x, 60), (x, 340)], fill=0, width=14)
         pen.line([(60, x), (340, x)], fill=0, width=14)
     analysis = studio.analyze(np.asarray(image), None, variations=0)
-    assert len(analysis.digits) == 1 and analysis.digits[0].not_a_digit
-    assert analysis.digits[0].atypicality > studio.not_a_digit_above
-    assert analysis.message == "Digit #1 looks unlike the digits the model learned from: check its reading"
+    # Read whole or cut in two, every part of a scribble is flagged.
+    assert analysis.digits and all(d.not_a_digit for d in analysis.digits)
+    assert all(d.atypicality > studio.not_a_digit_above for d in analysis.digits)
+    assert analysis.message.endswith("unlike the digits the model learned from: check their readings"
+                                     if len(analysis.digits) > 1 else "its reading")
 
 
 def test_threshold_comes_from_the_vae_benchmark(tmp_path: Path) -> None:

@@ -138,3 +138,14 @@ def test_crops_look_like_mnist_whatever_the_brush(mnist_test: Split, brush: floa
     assert 0.7 < float(ratio.median()) < 1.4
     similarity = F.cosine_similarity(crops.flatten(1), originals.flatten(1))
     assert float(similarity.median()) > 0.75
+
+
+@pytest.mark.parametrize("seed", [2, 8, 9, 15])
+def test_the_vae_splits_touching_digits_the_classifier_reads_as_one(reader: Reader, mnist_test: Split, seed: int) -> None:
+    """Three MNIST test digits, two pairs drawn touching: the classifier alone reads a pair as one digit,
+    confidently; the VAE's atypicality of the pair makes the reader split it."""
+    rng = np.random.default_rng(seed)
+    text = "".join(map(str, rng.integers(0, 10, 3)))
+    drawing = draw_number(text, pick_digits(mnist_test, text, rng), rng, Style(touching=2))
+    assert reader.vae is not None and reader.read(drawing.image).text == text
+    assert len(Reader(reader.model).read(drawing.image).text) < len(text)

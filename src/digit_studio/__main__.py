@@ -1,6 +1,6 @@
 """Command line: read the number drawn in each image.
 
-    python -m digit_studio read IMAGE [IMAGE ...] [--json] [--classifier PATH]
+    python -m digit_studio read IMAGE [IMAGE ...] [--json] [--classifier PATH] [--vae PATH | --no-vae]
 
 Prints the number read from each image, one line per image (a two-line number's lines joined by " / ";
 preceded by the path and a tab when there are several images, like grep), or with --json one object per
@@ -16,7 +16,7 @@ import sys
 
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
-from digit_studio.reader import DEFAULT_CLASSIFIER, Reader, Reading
+from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     read.add_argument("--json", action="store_true", help="one JSON object per image and line")
     read.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="classifier checkpoint")
+    read.add_argument("--vae", default=DEFAULT_VAE, help="VAE checkpoint (helps split touching digits)")
+    read.add_argument("--no-vae", dest="vae", action="store_const", const=None, help="read without the VAE")
     return parser
 
 
@@ -38,7 +40,7 @@ def _line(path: str, reading: Reading, as_json: bool, with_path: bool) -> str:
 
 def main() -> int:
     args = _parser().parse_args()
-    reader = Reader.from_checkpoint(args.classifier)  # a bad checkpoint stops everything: run_script
+    reader = Reader.from_checkpoint(args.classifier, args.vae)  # a bad checkpoint stops everything: run_script
     failed = 0
     for path in args.images:
         try:

@@ -26,18 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from digit_studio.config import VAEOutputConfig
 from digit_studio.errors import DigitStudioError
 from digit_studio.explain import METHODS, explain
-from digit_studio.generation import DEFAULT_TEMPERATURE, atypicality, interpolate
+from digit_studio.generation import DEFAULT_TEMPERATURE, interpolate
 from digit_studio.generation import variations as variations_of
 from digit_studio.inputs import ink_map
 from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.reader import DEFAULT_CLASSIFIER, Reader, Reading, Symbol
+from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading, Symbol
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_VAE = VAEOutputConfig().checkpoint
 VAE_QUALITY = ROOT / "results" / "bench" / "vae_quality.json"
 # A digit whose atypicality (negative ELBO, nats) exceeds this looks like no digit the VAE knows: the 95th
 # percentile of MNIST test digits' scores, measured by bench/vae_quality.py (read from its JSON when present).
@@ -151,8 +149,8 @@ class Studio:
 
     def __init__(self, classifier: nn.Module, vae: ConvVAE, explainers: int = 2,
                  not_a_digit_above: float | None = None) -> None:
-        self.reader = Reader(classifier.eval())
         self.vae = vae.eval()
+        self.reader = Reader(classifier.eval(), self.vae)  # the VAE also helps split touching digits
         self._pool = ModelPool(classifier, explainers)
         self.not_a_digit_above = not_a_digit_threshold() if not_a_digit_above is None else not_a_digit_above
 
@@ -178,12 +176,10 @@ class Studio:
         ink = ink_map(image)  # the same working image the reader used, for drawing the maps on
         digits = [s for s in reading.symbols if s.is_digit]
         crops = torch.from_numpy(np.stack([s.crop for s in digits]))[:, None] if digits else None
-        scores: list[float] = []
+        scores = [float(s.atypicality) for s in digits]  # computed by the reader
         maps: list[DigitExplanation | None] = [None] * len(digits)
         varied = np.zeros((len(digits), 0, 28, 28), np.float32)
         if crops is not None:
-            scores = atypicality(self.vae, crops).tolist()
-            clock.lap("atypicality")
             if method is not None:
                 maps = self._explain(crops, method, why_not, seed)
                 clock.lap("explain")

@@ -24,10 +24,10 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 from digit_studio.about import CONFUSION_MATRIX, about_markdown
-from digit_studio.analysis import DEFAULT_VAE, MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
+from digit_studio.analysis import MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
 from digit_studio.errors import DigitStudioError
 from digit_studio.generation import DEFAULT_TEMPERATURE
-from digit_studio.reader import DEFAULT_CLASSIFIER
+from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE
 from digit_studio.render import render, strip
 from digit_studio.report import write_report
 

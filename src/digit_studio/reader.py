@@ -1,10 +1,16 @@
 """Reading whole numbers: any image in, the number and every symbol's reading out.
 
-    reader = Reader.from_checkpoint("checkpoints/classifier.safetensors")
+    reader = Reader.from_checkpoint("checkpoints/classifier.safetensors", vae="checkpoints/vae.safetensors")
     reading = reader.read(image)   # sketchpad value, numpy array, PIL image or file path
     reading.text, reading.uncertain, reading.message, reading.symbols[0].top3
 
-One Reader serves concurrent requests: the model is only ever run in eval and inference mode, and
+The classifier says which digit a piece of ink looks most like, but it has only ever seen single digits
+and reads two touching digits squeezed into one crop as one digit with high confidence. The VAE, which
+models what single digits look like, says how unlike any digit the piece is (its atypicality): the
+segmentation charges pieces for it, so touching digits are split where each part looks like a digit.
+Without a VAE the reader still works, on the classifier's confidence and shape priors alone.
+
+One Reader serves concurrent requests: the models are only ever run in eval and inference mode, and
 reading keeps no state between calls.
 """
 
@@ -19,13 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from digit_studio.config import OutputConfig
+from digit_studio.config import OutputConfig, VAEOutputConfig
 from digit_studio.crops import mnist_crops
+from digit_studio.generation import atypicality
 from digit_studio.inputs import InkMap, ink_map
 from digit_studio.models.classifier import load_classifier
+from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.segmentation import Piece, segment
 
 DEFAULT_CLASSIFIER = OutputConfig().checkpoint
+DEFAULT_VAE = VAEOutputConfig().checkpoint
 UNCERTAIN_BELOW = 0.7  # a digit read with less confidence than this is flagged
 MAX_SYMBOLS = 40  # more symbols than this is scribbling, not a number
 EMPTY = "Draw a number"
@@ -39,6 +48,7 @@ class Symbol:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input's pixels (end exclusive)
     crop: np.ndarray  # (28, 28) float32 in [0, 1], ink light on dark: what the classifier saw
     line: int  # 0 for the first line
+    atypicality: float | None = None  # the crop's negative ELBO under the VAE (nats), if the reader has one
 
     @property
     def is_digit(self) -> bool:
@@ -72,14 +82,16 @@ class Reading:
 
 
 class Reader:
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, vae: ConvVAE | None = None) -> None:
         self.model = model.eval()
+        self.vae = vae.eval() if vae is not None else None
         self.device = next(model.parameters()).device
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path = DEFAULT_CLASSIFIER, device: str | torch.device = "cpu") -> Reader:
+    def from_checkpoint(cls, path: str | Path = DEFAULT_CLASSIFIER, vae: str | Path | None = DEFAULT_VAE,
+                        device: str | torch.device = "cpu") -> Reader:
         model, _ = load_classifier(path, device)
-        return cls(model)
+        return cls(model, load_vae(vae, device)[0] if vae is not None else None)
 
     def read(self, image: Any) -> Reading:
         """Read the number in `image`; InputError (a DigitStudioError) if it is no image at all."""
@@ -98,16 +110,17 @@ class Reader:
         return Reading(text, symbols)
 
     @torch.inference_mode()
-    def classify(self, masks: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Binary symbol masks → (MNIST-style crops (N, 1, 28, 28), class probabilities (N, 10)), in one
-        batch."""
+    def classify(self, masks: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Binary symbol masks → MNIST-style crops (N, 1, 28, 28), class probabilities (N, 10) and, with a
+        VAE, atypicality (N,), in one batch."""
         crops = mnist_crops(masks)
         probs = self.model(crops.to(self.device)).float().softmax(1).cpu()
-        return crops, probs
+        unlike = atypicality(self.vae, crops).cpu() if self.vae is not None and len(crops) else None
+        return crops, probs, unlike
 
 
 def _symbol(piece: Piece, ink: InkMap, line: int) -> Symbol:
     top = piece.probs.topk(3)
     top3 = tuple((str(int(i)), float(p)) for p, i in zip(top.values, top.indices))
     label, confidence = (top3[0] if piece.kind == "digit" else (piece.kind, 1.0))
-    return Symbol(label, confidence, top3, ink.to_input(piece.box), piece.crop.numpy(), line)
+    return Symbol(label, confidence, top3, ink.to_input(piece.box), piece.crop.numpy(), line, piece.atypicality)

@@ -7,6 +7,9 @@ components are grouped into lines; separators ('-', '.') are recognised by shape
 may hold several touching digits are split where the classifier is most confident: candidate cuts
 leaning with the handwriting's slant at minima of the ink's profile, every candidate piece of the
 drawing classified in one batch, the best segmentation of each component found by dynamic programming.
+A piece is scored by the classifier's confidence, how usual its shape is for the digit read, and, where
+the reader has a VAE, how much like a digit it looks at all: the classifier alone, never shown two
+digits at once, reads a touching pair as one digit with high confidence.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import torch
 from scipy import ndimage
 from scipy.sparse.csgraph import connected_components
 
-# Masks in, (crops (N, 1, 28, 28), class probabilities (N, 10)) out.
-Classify = Callable[[Sequence[np.ndarray]], tuple[torch.Tensor, torch.Tensor]]
+# Masks in, (crops (N, 1, 28, 28), class probabilities (N, 10), atypicality (N,) or None) out.
+Classify = Callable[[Sequence[np.ndarray]], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 
 EIGHT = np.ones((3, 3), bool)  # diagonal neighbours connect: thin diagonal strokes stay whole
 SPECK = 0.25  # components smaller than this many squared stroke widths are noise (a brush dab is ~0.8)
@@ -56,6 +59,10 @@ GRID_STEP = 0.15  # digit heights between candidate cut positions
 MAX_SLANT = 0.5  # cuts lean at most this much (about 27°) with the handwriting
 MIN_PIECE = 0.7  # no piece of a split is narrower than this many stroke widths
 SLIVER = 0.15  # bits of a neighbour cut off at a piece's edge, smaller than this share of it, are dropped
+# A piece less like a digit than this (VAE negative ELBO, nats; MNIST test digits: median 87, 95th
+# percentile 122) is charged ATYPICAL_COST log-probability per nat beyond, and is a suspect to split.
+ATYPICAL_FROM = 140.0
+ATYPICAL_COST = 0.01
 
 
 @dataclass(eq=False)  # pieces are compared by identity
@@ -67,6 +74,7 @@ class Piece:
     kind: str = "digit"  # "digit", "-" or "."
     crop: torch.Tensor | None = None  # (28, 28) classifier input
     probs: torch.Tensor | None = None  # (10,) for digits
+    atypicality: float | None = None  # VAE negative ELBO of the crop, when the reader has a VAE
 
     @property
     def width(self) -> int:
@@ -249,9 +257,10 @@ def _join_near(lines: list[list[Piece]], stroke: float, classify: Classify) -> l
 def _classify(pieces: Sequence[Piece], classify: Classify) -> None:
     if not pieces:
         return
-    crops, probs = classify([p.mask for p in pieces])
-    for p, crop, prob in zip(pieces, crops, probs):
-        p.crop, p.probs = crop[0], prob
+    crops, probs, unlike = classify([p.mask for p in pieces])
+    for i, p in enumerate(pieces):
+        p.crop, p.probs = crops[i, 0], probs[i]
+        p.atypicality = None if unlike is None else float(unlike[i])
 
 
 def _slanted_columns(mask: np.ndarray) -> np.ndarray:
@@ -312,17 +321,21 @@ def _aspect_z(piece: Piece) -> float:
 def _score(piece: Piece) -> float:
     """Log-probability of the reading plus that of the piece's shape: Gaussian penalties on how much
     wider, or narrower, it is than usual for the digit read (narrow weighs less: a cut through
-    overlapping digits leaves narrow pieces; but two touching 1s are no 0)."""
+    overlapping digits leaves narrow pieces; but two touching 1s are no 0), and a charge for looking like
+    no digit at all."""
     confidence = max(float(piece.probs.max()), 1e-9)
     z = _aspect_z(piece)
-    return np.log(confidence) - WIDE_COST * max(z - WIDE_FROM, 0.0) ** 2 - NARROW_COST * max(-z - NARROW_FROM, 0.0) ** 2
+    shape = WIDE_COST * max(z - WIDE_FROM, 0.0) ** 2 + NARROW_COST * max(-z - NARROW_FROM, 0.0) ** 2
+    return np.log(confidence) - shape - ATYPICAL_COST * max((piece.atypicality or 0.0) - ATYPICAL_FROM, 0.0)
 
 
 def _is_suspect(piece: Piece, height: float) -> bool:
-    """Wide enough for two digits, and read without confidence or with an atypical shape."""
+    """Wide enough for two digits, and read without confidence, with an atypical shape, or looking like no
+    digit."""
     if piece.kind != "digit" or piece.width < SPLIT_WIDTH * height:
         return False
-    return float(piece.probs.max()) < SPLIT_BELOW or piece.width >= WIDE * height or _aspect_z(piece) > ATYPICAL
+    unlike = piece.atypicality is not None and piece.atypicality > ATYPICAL_FROM
+    return float(piece.probs.max()) < SPLIT_BELOW or piece.width >= WIDE * height or _aspect_z(piece) > ATYPICAL or unlike
 
 
 @dataclass

@@ -21,6 +21,7 @@ from digit_studio.crops import dilate, erode, stroke_width
 from digit_studio.data import Split
 
 SEPARATORS = "-."
+TOUCH_TRIES = 10
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Style:
     gap: tuple[float, float] = (0.15, 0.6)  # space between neighbouring symbols' boxes
     touching: int = 0  # adjacent digit pairs per line drawn touching or slightly overlapping
     overlap: tuple[float, float] = (0.0, 0.08)  # how far such a pair overlaps after first contact
+    box_overlap: float = 0.25  # ... while their boxes overlap by at most this share of the narrower one:
+    # "slightly overlapping" (a slanted 1 slid into the open side of a 4 is two glyphs fused, not touching)
     broken: int = 0  # digits per line drawn as two strokes (a band cut out of them)
     slope_deg: tuple[float, float] = (0.0, 0.0)  # baseline slope, either direction
     jitter: float = 0.03  # random vertical offset of each symbol
@@ -124,7 +127,8 @@ def _layout_line(
     masks: list[np.ndarray], chars: str, height: float, style: Style, rng: np.random.Generator,
     touching: set[int],
 ) -> list[tuple[int, int]]:
-    """Top-left corner of each symbol of one line, left to right from x = 0, baseline near y = 0."""
+    """Top-left corner of each symbol of one line, left to right from x = 0, baseline near y = 0. The pairs
+    in `touching` (index of the right one) are drawn touching; those that cannot be are removed from it."""
     slope = math.tan(math.radians(rng.uniform(*style.slope_deg))) * rng.choice([-1, 1])
     corners: list[tuple[int, int]] = []
     for i, (mask, char) in enumerate(zip(masks, chars)):
@@ -137,8 +141,12 @@ def _layout_line(
         y = round(baseline - (height / 2 + h / 2 if char == "-" else h))
         if i in touching:
             shift = _contact_shift(masks[i - 1], py, mask, y)
-            if shift is not None:
-                x = px + shift - round(rng.uniform(*style.overlap) * height)
+            left_w = masks[i - 1].shape[1]
+            fused = px + left_w - round(style.box_overlap * min(left_w, mask.shape[1]))  # leftmost allowed x0
+            if shift is not None and px + shift >= fused:
+                x = max(px + shift - round(rng.uniform(*style.overlap) * height), fused)
+            else:
+                touching.discard(i)  # these two cannot touch without fusing: drawn apart
         corners.append((x, y))
     return corners
 
@@ -164,8 +172,11 @@ def _layout(
         for i in rng.permutation(digit_at)[: style.broken]:
             line[i] = break_stroke(line[i], rng.uniform(0.06, 0.12) * height, rng)
         pairs = [i for i in digit_at if i > 0 and chars[i - 1].isdigit()]
-        touching = set(rng.permutation(pairs)[: style.touching].tolist())
-        placed = _layout_line(line, chars, height, style, rng, touching)
+        for _ in range(TOUCH_TRIES):  # other pairs where the chosen ones cannot touch without fusing
+            touching = set(rng.permutation(pairs)[: style.touching].tolist())
+            placed = _layout_line(line, chars, height, style, rng, touching)
+            if touching or not style.touching or not pairs:
+                break
         line_top = min(y for _, y in placed)
         offset = round(rng.uniform(-0.5, 0.5) * height)  # lines do not start at the same x
         corners += [(x + offset, y - line_top + top) for x, y in placed]
