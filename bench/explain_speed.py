@@ -1,6 +1,6 @@
 """Explanation speed for the digits of one drawing: ours against pytorch-grad-cam and Captum.
 
-    flock /tmp/digit_cpu.lock python bench/explain_speed.py [--repeats 40]
+    flock /tmp/digit_cpu.lock python bench/explain_speed.py [--repeats 15]
 
 Times, on the shipped classifier and 6 MNIST test digits (a 6-digit drawing), in one run:
 - our Grad-CAM against pytorch-grad-cam's GradCAM at the same layer (its object built once, outside the
@@ -9,7 +9,8 @@ Times, on the shipped classifier and 6 MNIST test digits (a 6-digit drawing), in
   class given: its time includes the forward pass that finds it, which ours does inside its one pass;
   the attribution call alone is reported too);
 - every method of ours with its faithfulness scores, the figure the studio's budget is about.
-Calls are interleaved and the median of `repeats` timings is kept. The maps are checked to be the same.
+Rounds alternate between the calls (each timed over a few calls in a row) and the median of `repeats`
+rounds is kept. The maps are checked to be the same.
 Writes results/bench/explain_speed.json.
 """
 
@@ -35,16 +36,21 @@ from digit_studio.explain.base import unit_range
 from digit_studio.models.classifier import load_classifier
 
 
-def median_ms(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each call, the calls interleaved so that drifts of the machine hit all alike."""
+def median_ms(calls: dict[str, Callable[[], object]], repeats: int, block: int = 5) -> dict[str, float]:
+    """Median wall time of each call. Rounds alternate between the calls, so that drifts of the machine hit
+    all alike; within a round a call runs `block` times in a row and its mean counts, so that a small call
+    is not timed in the wake of a big one (the 200-image batches of Integrated Gradients leave the caches
+    and the allocator cold for the next call, which would measure that, not the method)."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():  # warm-up
         call()
     for _ in range(repeats):
         for name, call in calls.items():
+            call()  # the first call after another method's pays for the switch; not counted
             start = time.perf_counter()
-            call()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            for _ in range(block):
+                call()
+            times[name].append((time.perf_counter() - start) * 1e3 / block)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -53,7 +59,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="checkpoints/classifier.safetensors")
     parser.add_argument("--digits", type=int, default=6, help="digits in the drawing (default: %(default)s)")
     parser.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients steps (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default="results/bench/explain_speed.json")
     args = parser.parse_args()
 
@@ -90,7 +96,7 @@ def main() -> None:
         args.repeats,
     )
     with_faithfulness = median_ms(
-        {name: (lambda name=name: explain(model, images, name)) for name in METHODS}, max(5, args.repeats // 4)
+        {name: (lambda name=name: explain(model, images, name)) for name in METHODS}, max(3, args.repeats // 4)
     )
     ig_ours, ig_captum = ours_ig(), captum_ig_attribute()
     report = {

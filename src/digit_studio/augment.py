@@ -51,5 +51,21 @@ def random_stroke_width(x: torch.Tensor, config: AugmentConfig, generator: torch
     return x + amount * (target - x)
 
 
+def random_break(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Cut a band within 30° of horizontal through the middle rows of some digits, as when the pen is lifted
+    mid-digit (synth.break_stroke draws the benchmark's broken digits the same way, at drawing scale)."""
+    b, _, h, w = x.shape
+    broken = (torch.rand(b, generator=generator) < config.break_prob).view(b, 1, 1, 1)
+    angle = torch.deg2rad(_uniform(b, -30.0, 30.0, generator)).view(b, 1, 1, 1)
+    centre = _uniform(b, 0.35 * h, 0.65 * h, generator).view(b, 1, 1, 1)
+    width = _uniform(b, config.break_min_px, config.break_max_px, generator).view(b, 1, 1, 1)
+    yy = torch.arange(h, dtype=x.dtype).view(1, 1, h, 1)
+    xx = torch.arange(w, dtype=x.dtype).view(1, 1, 1, w)
+    distance = (yy - centre) * torch.cos(angle) - (xx - w / 2) * torch.sin(angle)
+    keep = (distance.abs() - width / 2 + 0.5).clamp(0, 1)  # anti-aliased band edges
+    return torch.where(broken.to(x.device), x * keep.to(x), x)
+
+
 def augment(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    return random_stroke_width(random_affine(x, config, generator), config, generator).clamp_(0, 1)
+    x = random_stroke_width(random_affine(x, config, generator), config, generator)
+    return random_break(x, config, generator).clamp_(0, 1)

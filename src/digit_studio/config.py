@@ -45,6 +45,9 @@ class AugmentConfig:
     shear_deg: float = 10.0
     thicken_prob: float = 0.25  # stroke-thickness jitter: dilate (thick brush) ...
     thin_prob: float = 0.15  # ... or erode (thin pen)
+    break_prob: float = 0.0  # pen lifted mid-digit: a band cut through the stroke (a 5's loose bar, a broken loop)
+    break_min_px: float = 1.0  # the band's width, in 28×28 pixels
+    break_max_px: float = 2.5
 
 
 @dataclass

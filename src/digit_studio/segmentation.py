@@ -35,6 +35,10 @@ MERGE_STROKES = 1.5  # their height, at most this many stroke widths apart verti
 NEAR = 1.0  # pieces side by side at most this many stroke widths apart may be one digit (see _join_near)
 LINE_OVERLAP = 0.3  # symbols of one line overlap vertically by this share of the shorter one
 SMALL = 0.4  # separators are at most this many digit heights tall (and a dot at most as wide)
+PART = 0.6  # marks at most this many digit heights tall are no digit of their own ...
+PART_NEAR = 0.3  # ... but part of the digit at most this many digit heights away (else dropped or, if
+# taller than a separator, read as a small digit)
+DASH_LEVEL = (0.2, 0.8)  # a dash's middle lies between these heights of the digit beside it (0 = top)
 DASH_ASPECT = 1.5  # a dash is at least this many times wider than tall
 DOT = 0.7  # a dot is at least this many stroke widths across (a dab of the pen)
 APART = 0.08  # a separator stands this many digit heights clear of its neighbours; closer, it is
@@ -196,30 +200,34 @@ def _distance(a: Piece, b: Piece) -> float:
 
 
 def _label_separators(line: list[Piece], stroke: float) -> list[Piece]:
-    """Dashes and dots are small next to the line's digits and stand clear of them: a dash flat and
-    wide, a dot compact, low and at least a dab of the pen. A small mark close to a digit is part of it;
-    other small marks (high up, or finer than the pen) are stray touches, dropped."""
+    """Dashes and dots are small next to the line's digits and stand clear of them: a dash flat, wide and
+    at mid-height, a dot compact, low and at least a dab of the pen. Any other mark too short to be a
+    digit (a loose stroke of a 4, the bar of a 5 or a 7) is part of the digit near it; far from any, a
+    small mark is a stray touch, dropped, and a taller one a digit of its own. Taller marks are placed
+    first, so that a 5 drawn as a bar and a short body has its body in place when its bar is placed."""
     height = _digit_height(line)
-    digits = [p for p in line if p.height > SMALL * height]
-    marks = [p for p in line if p.height <= SMALL * height]
+    digits = [p for p in line if p.height > PART * height]
     if not digits:
         return line
-    kept = list(digits)
-    for p in marks:
-        nearest = min(range(len(kept)), key=lambda k: _distance(p, kept[k]))
-        if _distance(p, kept[nearest]) < APART * height and kept[nearest] in digits:
-            kept[nearest] = _union(kept[nearest], p)
-            digits.append(kept[nearest])
-            continue
-        if p.width >= DASH_ASPECT * p.height:
+    separators = []
+    for p in sorted((p for p in line if p.height <= PART * height), key=lambda p: -p.height):
+        nearest = min(digits, key=lambda d: _distance(p, d))
+        distance = _distance(p, nearest) / height
+        beside = min(digits, key=lambda d: abs(d.box[0] + d.box[2] - p.box[0] - p.box[2]))
+        level = ((p.box[1] + p.box[3]) / 2 - beside.box[1]) / beside.height  # 0 at its top, 1 at its foot
+        small, flat = p.height <= SMALL * height, p.width >= DASH_ASPECT * p.height
+        if small and distance >= APART and flat and DASH_LEVEL[0] <= level <= DASH_LEVEL[1]:
             p.kind = "-"
-        elif p.width <= SMALL * height:
-            beside = min(digits, key=lambda d: abs(d.box[0] + d.box[2] - p.box[0] - p.box[2]))
-            if p.box[1] + p.box[3] < beside.box[1] + beside.box[3] or min(p.width, p.height) < DOT * stroke:
-                continue  # above the middle of the digit beside it, or finer than the pen: not a point
-            p.kind = "."
-        kept.append(p)
-    return sorted(kept, key=lambda p: p.box[0] + p.box[2])
+            separators.append(p)
+        elif small and distance >= APART and not flat and p.width <= SMALL * height and level >= 0.5:
+            if min(p.width, p.height) >= DOT * stroke:  # finer than the pen: a stray touch
+                p.kind = "."
+                separators.append(p)
+        elif distance < PART_NEAR:
+            digits[digits.index(nearest)] = _union(nearest, p)
+        elif not small:
+            digits.append(p)
+    return sorted(digits + separators, key=lambda p: p.box[0] + p.box[2])
 
 
 def _near_pairs(line: list[Piece], stroke: float) -> list[tuple[int, int]]:

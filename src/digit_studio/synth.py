@@ -51,6 +51,7 @@ class Drawing:
     image: np.ndarray  # (H, W, 3) uint8, black ink on white, like the sketchpad's composite
     text: str  # what is drawn; lines joined by "\n"
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # per symbol (x0, y0, x1, y1)
+    masks: list[np.ndarray] = field(default_factory=list)  # per symbol, its own ink within its box
 
     def sketchpad_value(self) -> dict:
         """The value Gradio's sketchpad sends for this drawing (type="numpy", RGBA)."""
@@ -222,7 +223,7 @@ def _paint(masks: list[np.ndarray], corners: list[tuple[int, int]], text: str, s
     dx = style.margin - x0 + (int(rng.integers(0, free_x + 1)) if free_x > 0 else free_x // 2)
     dy = style.margin - y0 + (int(rng.integers(0, free_y + 1)) if free_y > 0 else free_y // 2)
     ink = np.zeros((height, width), bool)
-    boxes = []
+    boxes, own = [], []
     for (x, y), mask in zip(corners, masks):
         x, y = x + dx, y + dy
         # Clip to the canvas: a drawing too big for it loses its edges, as on the sketchpad.
@@ -231,8 +232,9 @@ def _paint(masks: list[np.ndarray], corners: list[tuple[int, int]], text: str, s
         if cx0 < cx1 and cy0 < cy1:
             ink[cy0:cy1, cx0:cx1] |= mask[cy0 - y : cy1 - y, cx0 - x : cx1 - x]
         boxes.append((cx0, cy0, cx1, cy1))
+        own.append(mask[cy0 - y : cy1 - y, cx0 - x : cx1 - x])
     image = np.where(ink[..., None], 0, 255).astype(np.uint8).repeat(3, axis=2)
-    return Drawing(image, text, boxes)
+    return Drawing(image, text, boxes, own)
 
 
 def pick_digits(split: Split, text: str, rng: np.random.Generator) -> list[np.ndarray]:
