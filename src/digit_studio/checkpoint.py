@@ -26,9 +26,11 @@ TRAIN_HINT = {"classifier": "python train_classifier.py", "vae": "python train_v
 
 
 def git_commit() -> str:
+    """The checkout's commit, suffixed "-dirty" when files differ from it (the weights then come from code
+    that no commit holds exactly); "unknown" outside a git checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True, timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
