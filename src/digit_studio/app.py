@@ -274,9 +274,13 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
         options = [method, why_not, count, temperature]
         private = {"api_visibility": "private"}
         for trigger in (pad.change, read_button.click):
+            # The walk follows every new reading here too: when a stroke leaves the digit choices as they
+            # were, their change events do not fire, and a walk made while the choices were stale stays empty.
             trigger(show_reading, pad, shown, trigger_mode="always_last", show_progress="hidden", **private).then(
                 show_analysis, [pad, *options], [overlay, explanations, variations, start, end],
-                trigger_mode="always_last", show_progress="hidden", **private)
+                trigger_mode="always_last", show_progress="hidden", **private).then(
+                show_interpolation, [pad, start, end, steps], walk, trigger_mode="always_last",
+                show_progress="hidden", **private)
         for control in (method.change, why_not.change, count.release, temperature.release):
             control(show_analysis, [pad, *options], [overlay, explanations, variations, start, end],
                     trigger_mode="always_last", **private)
