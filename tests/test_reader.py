@@ -41,7 +41,7 @@ def test_reading_is_typed_and_complete(reader: Reader, drawing) -> None:
         assert symbol.crop.shape == (SIZE, SIZE) and symbol.crop.dtype == np.float32
         assert 0 <= symbol.crop.min() and symbol.crop.max() <= 1 and symbol.crop.max() > 0.9
         assert np.abs(np.subtract(symbol.box, box)).max() <= 2  # the box drawn, in the input's pixels
-        assert symbol.uncertain == (symbol.confidence < UNCERTAIN_BELOW)
+        assert symbol.uncertain == (symbol.confidence < UNCERTAIN_BELOW or symbol.unlike)
     assert reading.uncertain == any(s.uncertain for s in reading.symbols)
     as_dict = reading.to_dict()
     assert as_dict["text"] == "4096" and [d["label"] for d in as_dict["digits"]] == list("4096")
@@ -140,8 +140,9 @@ def test_crops_look_like_mnist_whatever_the_brush(mnist_test: Split, brush: floa
     assert float(similarity.median()) > 0.75
 
 
-@pytest.mark.parametrize("seed", [9, 12, 14, 18])
-def test_the_vae_splits_touching_digits_the_classifier_reads_as_one(reader: Reader, mnist_test: Split, seed: int) -> None:
+@pytest.mark.parametrize("seed", [8, 12, 20, 37])
+def test_the_vae_splits_touching_digits_the_classifier_reads_as_one(reader: Reader, mnist_test: Split,
+                                                                    seed: int) -> None:
     """Three MNIST test digits, two pairs drawn touching: the classifier alone reads a pair as one digit,
     confidently; the VAE's atypicality of the pair makes the reader split it."""
     rng = np.random.default_rng(seed)

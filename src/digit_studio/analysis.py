@@ -33,13 +33,10 @@ from digit_studio.generation import variations as variations_of
 from digit_studio.inputs import ink_map
 from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading, Symbol
+from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, NOT_A_DIGIT_ABOVE, Reader, Reading, Symbol
 
 ROOT = Path(__file__).resolve().parents[2]
 VAE_QUALITY = ROOT / "results" / "bench" / "vae_quality.json"
-# A digit whose atypicality (negative ELBO, nats) exceeds this looks like no digit the VAE knows: the 95th
-# percentile of MNIST test digits' scores, measured by bench/vae_quality.py (read from its JSON when present).
-NOT_A_DIGIT_ABOVE = 122.0
 MAX_VARIATIONS = 16
 MAX_TEMPERATURE = 3.0
 
@@ -150,9 +147,10 @@ class Studio:
     def __init__(self, classifier: nn.Module, vae: ConvVAE, explainers: int = 2,
                  not_a_digit_above: float | None = None) -> None:
         self.vae = vae.eval()
-        self.reader = Reader(classifier.eval(), self.vae)  # the VAE also helps split touching digits
-        self._pool = ModelPool(classifier, explainers)
         self.not_a_digit_above = not_a_digit_threshold() if not_a_digit_above is None else not_a_digit_above
+        # The VAE also helps split touching digits, and flags digits unlike any it knows.
+        self.reader = Reader(classifier.eval(), self.vae, not_a_digit_above=self.not_a_digit_above)
+        self._pool = ModelPool(classifier, explainers)
 
     @classmethod
     def from_checkpoints(cls, classifier: str | Path = DEFAULT_CLASSIFIER, vae: str | Path = DEFAULT_VAE,
@@ -171,9 +169,9 @@ class Studio:
         VAE variations at `temperature` (reproducible for a given `seed`)."""
         _check_options(method, why_not, variations, temperature)
         clock = _Clock()
-        reading = self.reader.read(image)
+        ink = ink_map(image)  # read, and kept for drawing the maps on
+        reading = self.reader.read_ink(ink)
         clock.lap("read")
-        ink = ink_map(image)  # the same working image the reader used, for drawing the maps on
         digits = [s for s in reading.symbols if s.is_digit]
         crops = torch.from_numpy(np.stack([s.crop for s in digits]))[:, None] if digits else None
         scores = [float(s.atypicality) for s in digits]  # computed by the reader
@@ -188,7 +186,7 @@ class Studio:
                 varied = variations_of(self.vae, crops, variations, float(temperature), generator)[:, :, 0].numpy()
                 clock.lap("variations")
         analysed = tuple(
-            DigitAnalysis(s, score, score > self.not_a_digit_above, m, v)
+            DigitAnalysis(s, score, s.unlike, m, v)
             for s, score, m, v in zip(digits, scores, maps, varied)
         )
         return Analysis(reading, analysed, method, why_not, temperature, ink.mask.astype(np.float32), ink.scale,

@@ -48,6 +48,21 @@ class AugmentConfig:
     break_prob: float = 0.0  # pen lifted mid-digit: a band cut through the stroke (a 5's loose bar, a broken loop)
     break_min_px: float = 1.0  # the band's width, in 28×28 pixels
     break_max_px: float = 2.5
+    aspect_max: float = 1.0  # widen or narrow by up to this factor (wide and narrow writing; 1 = never)
+    elastic_px: float = 0.0  # smooth random warp of up to this many pixels (the wobble of a fast hand)
+    styled: int = 0  # digits of the classes with styles (styles.py) copied once per run in one of them
+    reshaped: int = 0  # digits copied once per run with their box stretched (square or another aspect)
+
+
+@dataclass
+class RealDataConfig:
+    """Real handwriting mixed into training (realdigits.py): a file that may be trained on, how many of its
+    digits are kept back to validate on (never trained on), and how many times each other digit is seen
+    per epoch."""
+
+    file: str = "optdigits-orig.tra"
+    repeat: int = 0  # 0 = MNIST only
+    val_size: int = 384
 
 
 @dataclass
@@ -59,7 +74,7 @@ class ClassifierModelConfig:
 
 @dataclass
 class ClassifierTrainingConfig:
-    epochs: int = 13
+    epochs: int = 16
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
@@ -80,6 +95,7 @@ class ClassifierConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     data: DataConfig = field(default_factory=DataConfig)
+    real: RealDataConfig = field(default_factory=RealDataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
     training: ClassifierTrainingConfig = field(default_factory=ClassifierTrainingConfig)

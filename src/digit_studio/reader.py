@@ -31,13 +31,17 @@ from digit_studio.generation import atypicality
 from digit_studio.inputs import InkMap, ink_map
 from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.segmentation import Piece, segment
+from digit_studio.segmentation import SEPARATORS, Piece, SegmentConfig, segment
 
 DEFAULT_CLASSIFIER = OutputConfig().checkpoint
 DEFAULT_VAE = VAEOutputConfig().checkpoint
 UNCERTAIN_BELOW = 0.7  # a digit read with less confidence than this is flagged
+# A digit whose atypicality (VAE negative ELBO, nats) exceeds this looks like no digit the VAE knows: the
+# 95th percentile of MNIST test digits' scores (bench/vae_quality.py).
+NOT_A_DIGIT_ABOVE = 122.0
 MAX_SYMBOLS = 40  # more symbols than this is scribbling, not a number
 EMPTY = "Draw a number"
+REDRAW = "draw the number larger, with fewer strokes"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Symbol:
     crop: np.ndarray  # (28, 28) float32 in [0, 1], ink light on dark: what the classifier saw
     line: int  # 0 for the first line
     atypicality: float | None = None  # the crop's negative ELBO under the VAE (nats), if the reader has one
+    unlike: bool = False  # looks like no digit the VAE knows (atypicality above the reader's threshold)
 
     @property
     def is_digit(self) -> bool:
@@ -56,7 +61,8 @@ class Symbol:
 
     @property
     def uncertain(self) -> bool:
-        return self.confidence < UNCERTAIN_BELOW
+        """Read without confidence, or looking like no digit: a person should check it."""
+        return self.confidence < UNCERTAIN_BELOW or self.unlike
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,13 @@ class Reading:
 
 
 class Reader:
-    def __init__(self, model: nn.Module, vae: ConvVAE | None = None) -> None:
+    def __init__(self, model: nn.Module, vae: ConvVAE | None = None, segment_config: SegmentConfig = SegmentConfig(),
+                 not_a_digit_above: float = NOT_A_DIGIT_ABOVE) -> None:
         self.model = model.eval()
         self.vae = vae.eval() if vae is not None else None
         self.device = next(model.parameters()).device
+        self.segment_config = segment_config
+        self.not_a_digit_above = not_a_digit_above
 
     @classmethod
     def from_checkpoint(cls, path: str | Path = DEFAULT_CLASSIFIER, vae: str | Path | None = DEFAULT_VAE,
@@ -95,17 +104,23 @@ class Reader:
 
     def read(self, image: Any) -> Reading:
         """Read the number in `image`; InputError (a DigitStudioError) if it is no image at all."""
-        ink = ink_map(image)
+        return self.read_ink(ink_map(image))
+
+    def read_ink(self, ink: InkMap) -> Reading:
+        """Read the number in an ink map already made from the input (`inputs.ink_map`)."""
         if not ink.mask.any():
             return Reading("", (), EMPTY)
-        found = segment(ink.mask, self.classify)
+        found = segment(ink.mask, self.classify, self.segment_config)
         count = sum(len(line) for line in found.lines)
         if found.problem or count > MAX_SYMBOLS:
             why = found.problem or f"{count} symbols"
-            return Reading("", (), f"Too messy to read ({why}): draw the number larger, with fewer strokes")
+            return Reading("", (), f"Too messy to read ({why}): {REDRAW}")
         if count == 0:
             return Reading("", (), EMPTY)
-        symbols = tuple(_symbol(p, ink, line) for line, pieces in enumerate(found.lines) for p in pieces)
+        if all(p.kind == "scribble" for line in found.lines for p in line):
+            return Reading("", (), f"Too messy to read (a scribble, not a number): {REDRAW}")
+        symbols = tuple(self._symbol(p, ink, found.scale, line) for line, pieces in enumerate(found.lines)
+                        for p in pieces)
         text = "\n".join("".join(s.label for s in symbols if s.line == k) for k in range(len(found.lines)))
         return Reading(text, symbols)
 
@@ -119,8 +134,11 @@ class Reader:
         return crops, probs, unlike
 
 
-def _symbol(piece: Piece, ink: InkMap, line: int) -> Symbol:
-    top = piece.probs.topk(3)
-    top3 = tuple((str(int(i)), float(p)) for p, i in zip(top.values, top.indices))
-    label, confidence = (top3[0] if piece.kind == "digit" else (piece.kind, 1.0))
-    return Symbol(label, confidence, top3, ink.to_input(piece.box), piece.crop.numpy(), line, piece.atypicality)
+    def _symbol(self, piece: Piece, ink: InkMap, scale: int, line: int) -> Symbol:
+        box = ink.to_input(tuple(v * scale for v in piece.box))
+        if piece.kind in SEPARATORS:  # read by shape: no crop was classified
+            return Symbol(piece.kind, 1.0, (), box, np.zeros((28, 28), np.float32), line)
+        top = piece.probs.topk(3)
+        top3 = tuple((str(int(i)), float(p)) for p, i in zip(top.values, top.indices))
+        unlike = piece.kind == "scribble" or (piece.atypicality is not None and piece.atypicality > self.not_a_digit_above)
+        return Symbol(top3[0][0], top3[0][1], top3, box, piece.crop.numpy(), line, piece.atypicality, unlike)

@@ -9,6 +9,7 @@ The benchmark reads these; the studio shows them as examples.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,9 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from scipy import ndimage
 
+from digit_studio.augment import pen_lift
 from digit_studio.crops import dilate, erode, stroke_width
 from digit_studio.data import Split
+from digit_studio.styles import stylise
 
 SEPARATORS = "-."
 TOUCH_TRIES = 10
@@ -44,6 +49,11 @@ class Style:
     size_jitter: float = 0.06  # random relative change of each digit's height
     line_gap: tuple[float, float] = (0.25, 0.6)  # vertical space between lines
     margin: int = 24  # px kept free at the canvas edges
+    styled: bool = False  # digits of the classes with styles (styles.py) drawn in one of them
+    dash: tuple[float, float] = (0.3, 0.5)  # a dash's length
+    dash_slant_deg: float = 0.0  # dashes lean up to this much either way
+    separator_level: float = 0.0  # separators sit up to this far above or below their usual place
+    dot: tuple[float, float] = (1.0, 1.0)  # a dot's width in brush widths
 
 
 @dataclass
@@ -87,10 +97,20 @@ def render_digit(image: np.ndarray, height: float, brush: float) -> np.ndarray:
     return _tight(drawn[0, 0].numpy() > 0)
 
 
-def render_separator(char: str, height: float, brush: float, rng: np.random.Generator) -> np.ndarray:
-    """'-' as one horizontal stroke, '.' as one dab of the brush."""
-    length = round(rng.uniform(0.3, 0.5) * height) if char == "-" else 1
-    return _brush(np.ones((1, length), bool), brush)
+def render_separator(char: str, height: float, brush: float, rng: np.random.Generator,
+                     style: Style = Style()) -> np.ndarray:
+    """'-' as one straight stroke (leaning by up to style.dash_slant_deg), '.' as a dab of the brush (or a
+    few, for a large dot)."""
+    if char == ".":
+        size = max(1, round((rng.uniform(*style.dot) - 1) * brush))
+        return _brush(np.ones((size, size), bool), brush)
+    length = rng.uniform(*style.dash) * height
+    angle = math.radians(rng.uniform(-style.dash_slant_deg, style.dash_slant_deg))
+    steps = np.linspace(0, length, max(2, round(length) + 1))
+    xs, ys = np.round(steps * math.cos(angle)).astype(int), np.round(steps * math.sin(angle)).astype(int)
+    line = np.zeros((np.ptp(ys) + 1, np.ptp(xs) + 1), bool)
+    line[ys - ys.min(), xs - xs.min()] = True
+    return _brush(line, brush)
 
 
 def _tight(mask: np.ndarray) -> np.ndarray:
@@ -101,12 +121,11 @@ def _tight(mask: np.ndarray) -> np.ndarray:
 def break_stroke(mask: np.ndarray, gap: float, rng: np.random.Generator) -> np.ndarray:
     """Cut a band `gap` px wide, within 30° of horizontal, through the middle part of a digit: the pen
     lifted once, like the detached top of a 5 or a loop drawn in two strokes."""
-    h, w = mask.shape
+    h, _ = mask.shape
     angle = math.radians(rng.uniform(-30, 30))
-    cy, cx = rng.uniform(0.3, 0.7) * h, w / 2
-    yy, xx = np.mgrid[:h, :w]
-    distance = (yy - cy) * math.cos(angle) - (xx - cx) * math.sin(angle)
-    return mask & (np.abs(distance) > gap / 2)
+    centre = rng.uniform(0.3, 0.7) * h
+    keep = pen_lift(mask.shape, *(torch.tensor([v], dtype=torch.float64) for v in (centre, angle, gap)))
+    return mask & (keep[0, 0].numpy() > 0.5)  # outside the band's edge, as the brush is opaque
 
 
 def _contact_shift(left: np.ndarray, left_top: int, right: np.ndarray, right_top: int) -> int | None:
@@ -140,6 +159,8 @@ def _layout_line(
             x = px + masks[i - 1].shape[1] + round(rng.uniform(*style.gap) * height)
         baseline = slope * x + rng.normal(0, style.jitter) * height
         y = round(baseline - (height / 2 + h / 2 if char == "-" else h))
+        if not char.isdigit():
+            y += round(rng.uniform(-1, 1) * style.separator_level * height)
         if i in touching:
             shift = _contact_shift(masks[i - 1], py, mask, y)
             left_w = masks[i - 1].shape[1]
@@ -159,6 +180,8 @@ def _layout(
     """Every symbol's mask and top-left corner, lines stacked top to bottom."""
     masks: list[np.ndarray] = []
     corners: list[tuple[int, int]] = []
+    if style.styled and len(digits):
+        digits = _styled(digits, "".join(lines), rng)
     images = iter(digits)
     top = 0
     for chars in lines:
@@ -168,7 +191,7 @@ def _layout(
                 scale = 1 + rng.uniform(-style.size_jitter, style.size_jitter)
                 line.append(render_digit(next(images), height * scale, brush))
             else:
-                line.append(render_separator(c, height, brush, rng))
+                line.append(render_separator(c, height, brush, rng, style))
         digit_at = [i for i, c in enumerate(chars) if c.isdigit()]
         for i in rng.permutation(digit_at)[: style.broken]:
             line[i] = break_stroke(line[i], rng.uniform(0.06, 0.12) * height, rng)
@@ -237,7 +260,110 @@ def _paint(masks: list[np.ndarray], corners: list[tuple[int, int]], text: str, s
     return Drawing(image, text, boxes, own)
 
 
+def _styled(digits: Sequence[np.ndarray], text: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """The 28×28 digits, each of a class with styles drawn in one of them (styles.stylise)."""
+    labels = torch.tensor([int(c) for c in text if c.isdigit()])
+    images = torch.from_numpy(np.stack(digits)).float()[:, None] / 255
+    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    styled = stylise(images, labels, torch.ones(len(labels), dtype=torch.bool), generator)
+    return list((styled[:, 0] * 255).round().to(torch.uint8).numpy())
+
+
 def pick_digits(split: Split, text: str, rng: np.random.Generator) -> list[np.ndarray]:
     """A random MNIST image of each digit in `text`, in order."""
     labels = split.labels.numpy()
     return [split.images[rng.choice(np.flatnonzero(labels == int(c)))].numpy() for c in text if c.isdigit()]
+
+
+def _strokes(size: tuple[int, int], strokes: Sequence[Sequence[tuple[float, float]]], brush: float) -> np.ndarray:
+    """Polylines drawn with a round brush `brush` px wide, black on a white (H, W, 3) canvas."""
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    for points in strokes:
+        points = [tuple(map(float, p)) for p in points]
+        draw.line(points, fill=0, width=max(1, round(brush)), joint="curve")
+        if brush > 2:  # round caps
+            r = brush / 2
+            for x, y in (points[0], points[-1]):
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=0)
+    return np.repeat(np.asarray(image)[..., None], 3, axis=2)
+
+
+def hostile_drawings(test: Split, seed: int = 0) -> dict[str, np.ndarray]:
+    """Drawings that are no number, or a number with something else, to show that reading any of them
+    costs bounded time and memory: (H, W, 3) uint8, black on white, by name."""
+    rng = np.random.default_rng(seed)
+    w, h = 800, 400
+    out = {
+        "lone dash": _strokes((w, h), [[(360, 200), (440, 200)]], 14),
+        "underline": _strokes((w, h), [[(100, 330), (700, 330)]], 10),
+        "vertical line": _strokes((w, h), [[(400, 30), (400, 370)]], 14),
+        "diagonal line": _strokes((w, h), [[(60, 370), (740, 30)]], 14),
+    }
+    for brush in (1, 2, 4, 8, 14, 20, 30, 40):
+        out[f"long line {brush} px"] = _strokes((w, h), [[(20, 200), (780, 200)]], brush)
+    out["three long lines"] = _strokes((w, h), [[(20, y), (780, y)] for y in (100, 200, 300)], 14)
+    xs = np.linspace(40, 760, 25)
+    out["zigzag"] = _strokes((w, h), [[(x, 120 if i % 2 else 280) for i, x in enumerate(xs)]], 12)
+    turns = np.linspace(0, 6 * np.pi, 400)
+    out["spiral"] = _strokes((w, h), [[(400 + 10 * t * np.cos(t), 200 + 10 * t * np.sin(t)) for t in turns]], 8)
+    out["dense hatching"] = _strokes((w, h), [[(x, 40), (x + 200, 360)] for x in range(40, 560, 12)], 6)
+    blob = Image.new("L", (w, h), 255)
+    ImageDraw.Draw(blob).ellipse((250, 60, 550, 340), fill=0)
+    out["filled blob"] = np.repeat(np.asarray(blob)[..., None], 3, axis=2)
+    dots = [[(float(x), float(y))] * 2 for x, y in zip(rng.uniform(20, w - 20, 120), rng.uniform(20, h - 20, 120))]
+    out["120 dots"] = _strokes((w, h), dots, 10)
+    walk = np.cumsum(rng.normal(0, 25, (300, 2)), axis=0)
+    walk = (walk - walk.min(0)) / np.ptp(walk, axis=0) * [w - 80, h - 80] + 40
+    out["random scribble"] = _strokes((w, h), [walk.tolist()], 12)
+    big = 4096
+    lines = [[tuple(rng.uniform(0, big, 2)), tuple(rng.uniform(0, big, 2))] for _ in range(60)]
+    out["4096x4096 long strokes"] = _strokes((big, big), lines, 30)
+    number = draw_number("2025", pick_digits(test, "2025", rng), rng, Style(canvas=(w, h), digit_height=(140.0, 160.0)))
+    ink = number.image[..., 0] < 128
+    rows = np.flatnonzero(ink.any(1))
+    cols = np.flatnonzero(ink.any(0))
+    underline = _strokes((w, h), [[(cols[0] - 10, rows[-1] + 14), (cols[-1] + 10, rows[-1] + 14)]], 10)
+    out["number with underline"] = np.minimum(number.image, underline)
+    return out
+
+
+def scan(drawing: Drawing, rng: np.random.Generator, underline: float = 0.3) -> np.ndarray:
+    """The drawing written in pen on paper and scanned or photographed: (H, W) uint8 grey. Plain, ruled
+    (sometimes with a margin) or squared paper with a little texture, uneven light, a dark pen with soft
+    edges, with probability `underline` a line under the number, and JPEG compression at quality 60–90."""
+    h, w = drawing.image.shape[:2]
+    ink = (drawing.image[..., 0] < 128).astype(np.float32)
+    heights = [y1 - y0 for (x0, y0, x1, y1), c in zip(drawing.boxes, drawing.text.replace("\n", "")) if c.isdigit()]
+    digit = float(np.median(heights)) if heights else h / 4
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if rng.random() < underline and len(rows):
+        y = rows[-1] + rng.uniform(0.05, 0.2) * digit
+        brush = max(2.0, rng.uniform(0.03, 0.08) * digit)
+        ends = [(cols[0] - rng.uniform(0, 0.3) * digit, y), (cols[-1] + rng.uniform(0, 0.3) * digit, y + rng.normal(0, 3))]
+        ink = np.maximum(ink, _strokes((w, h), [ends], brush)[..., 0] < 128)
+    paper = np.full((h, w), rng.uniform(200, 245), np.float32)
+    kind = rng.choice(["plain", "ruled", "squared"])
+    lines = np.zeros((h, w), np.float32)
+    if kind != "plain":
+        spacing = digit * (rng.uniform(0.8, 1.2) if kind == "ruled" else rng.uniform(0.25, 0.45))
+        offset = rng.uniform(0, spacing)
+        thick = int(rng.integers(1, 3))
+        for y in np.arange(offset, h, spacing).astype(int):
+            lines[y : y + thick] = 1
+        if kind == "squared":
+            for x in np.arange(rng.uniform(0, spacing), w, spacing).astype(int):
+                lines[:, x : x + thick] = 1
+        elif rng.random() < 0.5:  # a margin
+            x = int(rng.uniform(0.05, 0.15) * w)
+            lines[:, x : x + thick + 1] = 1
+    paper -= lines * rng.uniform(40, 110)
+    paper += ndimage.gaussian_filter(rng.normal(0, rng.uniform(2, 8), (h, w)), 1.0).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx, gy = rng.uniform(-1, 1, 2)
+    light = 1 - rng.uniform(0.1, 0.4) * (0.5 + 0.5 * np.clip(gx * (xx / w - 0.5) + gy * (yy / h - 0.5), -1, 1))
+    alpha = np.clip(ndimage.gaussian_filter(ink, 0.8) * 1.3, 0, 1)
+    grey = (paper * (1 - alpha) + rng.uniform(20, 90) * alpha) * light
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=int(rng.integers(60, 91)))
+    return np.asarray(Image.open(buffer).convert("L"))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from digit_studio.augment import augment
+from digit_studio.augment import augment, reshaped_copies
 from digit_studio.checkpoint import save_checkpoint
 from digit_studio.config import ClassifierConfig, VAEConfig, to_dict
 from digit_studio.data import Split, load_mnist, load_splits
@@ -24,6 +24,8 @@ from digit_studio.errors import CheckpointError, ConfigError
 from digit_studio.evaluation import predict
 from digit_studio.models.classifier import DigitCNN, count_parameters
 from digit_studio.plots import plot_training_curves
+from digit_studio.realdigits import real_splits
+from digit_studio.styles import styled_copies
 from digit_studio.runtime import resolve_device, seed_everything
 
 # NHWC runs this network's convolutions and pooling about 1.5x faster on the CPU than NCHW.
@@ -37,6 +39,7 @@ class EpochRecord:
     train_accuracy: float
     val_loss: float
     val_accuracy: float
+    val_real_accuracy: float | None  # on the real handwriting kept back (RealDataConfig), when mixed in
     lr: float
     seconds: float
 
@@ -74,6 +77,24 @@ def evaluate_split(
     loss = F.cross_entropy(logits, split.labels).item()
     accuracy = (logits.argmax(1) == split.labels).float().mean().item()
     return loss, accuracy
+
+
+def training_data(config: ClassifierConfig, generator: torch.Generator) -> tuple[Split, Split, Split | None]:
+    """(train, MNIST validation, real-handwriting validation or None): MNIST's training digits, copies of
+    some in styles MNIST lacks (styles.py), and the trainable real handwriting, `real.repeat` times."""
+    train, val = load_splits(config.data)
+    parts = [(train.images, train.labels)]
+    if config.augment.styled:
+        parts.append(styled_copies(train.images, train.labels, config.augment.styled, generator))
+    if config.augment.reshaped:
+        pool = [torch.cat(column) for column in zip(*parts)]  # MNIST's digits and the styled copies
+        parts.append(reshaped_copies(*pool, config.augment.reshaped, generator))
+    real_val = None
+    if config.real.repeat:
+        real_train, real_val = real_splits(config.data, config.real)
+        parts += [(real_train.images, real_train.labels)] * config.real.repeat
+    images, labels = zip(*parts)
+    return Split(torch.cat(images), torch.cat(labels)), val, real_val
 
 
 def train_epoch(
@@ -161,7 +182,7 @@ def train_classifier(
     metrics and curves. Returns the metrics dict."""
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
-    train, val = load_splits(config.data)
+    train, val, real_val = training_data(config, generator)
     test = load_mnist(config.data, train=False)
     t = config.training
 
@@ -199,20 +220,24 @@ def train_classifier(
             f"epoch {epoch + 1}/{t.epochs}",
         )
         val_loss, val_acc = evaluate_split(model, val, t.eval_batch_size, device)
+        real_acc = evaluate_split(model, real_val, t.eval_batch_size, device)[1] if real_val else None
+        # The best epoch reads the most validation digits right, MNIST's and the real ones together.
+        score = (val_acc * len(val) + (real_acc or 0.0) * len(real_val or [])) / (len(val) + len(real_val or []))
         seconds = time.perf_counter() - started
         train_seconds += seconds
         steps_done += len(losses)
         step_losses += losses
         record = EpochRecord(
-            epoch + 1, train_loss, train_acc, val_loss, val_acc, scheduler.get_last_lr()[0], seconds
+            epoch + 1, train_loss, train_acc, val_loss, val_acc, real_acc, scheduler.get_last_lr()[0], seconds
         )
         history.append(record)
-        if val_acc > best_val:
-            best_val, best_epoch = val_acc, epoch + 1
+        if score > best_val:
+            best_val, best_epoch = score, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
         tqdm.write(
             f"epoch {epoch + 1:>2}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f} | {seconds:.0f}s"
+            f"val loss {val_loss:.4f} acc {val_acc:.4f}"
+            + (f" real {real_acc:.4f}" if real_acc is not None else "") + f" | {seconds:.0f}s"
             + (" *best*" if best_epoch == epoch + 1 else "")
         )
         if write_outputs:
@@ -227,8 +252,10 @@ def train_classifier(
 
     model.load_state_dict(best_state)
     test_loss, test_acc = evaluate_split(model, test, t.eval_batch_size, device)
+    best = history[best_epoch - 1] if history else None
     metrics: dict[str, Any] = {
-        "val_accuracy": best_val,
+        "val_accuracy": best.val_accuracy if best else None,
+        "val_real_accuracy": best.val_real_accuracy if best else None,
         "best_epoch": best_epoch,
         "test_accuracy": test_acc,
         "test_loss": test_loss,

@@ -1,0 +1,149 @@
+"""Choose segmentation's splitting settings on training data only, by coordinate descent.
+
+    flock /tmp/digit_cpu.lock python bench/tune_segmentation.py [--per-category 120] [--real 800]
+
+The tuning set: drawings of MNIST **training** digits in every category of bench/multidigit.py, and single
+digits of the trainable real handwriting (optdigits-orig.tra), pasted as bench/real_handwriting.py pastes
+a digit, both as written and stretched to fill a 16-px box (as forms and some scanners normalise digits).
+The objective is the mean over those sets of the exact rate (and, for the real digits, of the share read
+as one symbol too), the five original categories counting twice: their bar is "no worse than before". Starting from the committed SegmentConfig, each
+setting in SEARCH is tried at each of its values in turn, others fixed, and kept at its best; passes repeat
+until none improves. Classifications are cached by mask, so each reading after the first costs only the
+segmentation's own work. Prints the settings chosen and writes results/bench/tune_segmentation.json; the
+committed defaults are what it chose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from multidigit import CATEGORIES  # sibling benchmarks: python puts bench/ on the path
+from PIL import Image
+from real_handwriting import scanned
+from tqdm import tqdm
+
+from digit_studio.cli import run_script
+from digit_studio.config import DataConfig
+from digit_studio.data import load_mnist
+from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
+from digit_studio.realdigits import TRAIN_FILE, load_realdigits
+from digit_studio.segmentation import SegmentConfig
+from digit_studio.synth import draw_number, pick_digits, scan
+
+SEARCH: dict[str, tuple[float, ...]] = {
+    "lone_split_cost": (0.55, 0.8, 1.0, 1.2, 1.5),
+    "lone_wide": (1.0, 1.2, 1.3, math.inf),
+    "split_cost": (0.4, 0.55, 0.7, 0.9),
+    "piece_height": (0.0, 0.7, 0.8, 0.85),
+    "piece_confidence": (0.0, 0.5, 0.8),
+    "atypical_cost": (0.005, 0.01, 0.015),
+    "wide_from": (0.0, 0.5, 1.0),
+    "stroke_cost": (0.0, 0.25),
+}
+BOX = 16  # px of the stretched copies' box
+KEPT = ("separated", "touching", "broken", "slanted", "two_lines")  # count twice
+
+
+class CachedReader(Reader):
+    """The real reader; each distinct mask is classified once (crops are not kept: only the text counts)."""
+
+    def __init__(self, reader: Reader) -> None:
+        super().__init__(reader.model, reader.vae)
+        self.cache: dict[bytes, tuple[torch.Tensor, float | None]] = {}
+
+    def classify(self, masks):
+        keys = [hashlib.blake2b(np.packbits(m).tobytes() + bytes(str(m.shape), "ascii"), digest_size=16).digest()
+                for m in masks]
+        missing = [i for i, k in enumerate(keys) if k not in self.cache]
+        if missing:
+            _, probs, unlike = super().classify([masks[i] for i in missing])
+            for j, i in enumerate(missing):
+                self.cache[keys[i]] = (probs[j], None if unlike is None else float(unlike[j]))
+        probs = torch.stack([self.cache[k][0] for k in keys]) if keys else torch.zeros(0, 10)
+        unlike = None if self.vae is None else torch.tensor([self.cache[k][1] for k in keys])
+        return torch.zeros(len(keys), 1, 28, 28), probs, unlike
+
+
+def boxed(bitmap: np.ndarray) -> np.ndarray:
+    """The digit stretched to fill a BOX×BOX square, then binarised."""
+    ink = bitmap[np.ix_(bitmap.any(1), bitmap.any(0))].astype(np.float32) * 255
+    return np.asarray(Image.fromarray(ink).resize((BOX, BOX), Image.BOX)) > 127
+
+
+def tuning_set(per_category: int, real: int, seed: int) -> dict[str, list[tuple[np.ndarray, str]]]:
+    train = load_mnist(DataConfig(download=False), train=True)
+    rng = np.random.default_rng(seed)
+    sets = {}
+    for name, spec in CATEGORIES.items():
+        texts = [spec.text(rng) for _ in range(per_category)]
+        drawings = [draw_number(t, pick_digits(train, t, rng), rng, spec.style) for t in texts]
+        sets[name] = [(scan(d, rng) if spec.scanned else d.image, d.text) for d in drawings]
+    digits = load_realdigits(TRAIN_FILE, DataConfig(download=False))
+    pick = rng.permutation(len(digits))[:real]
+    sets["real"] = [(scanned(digits.bitmaps[i]), str(digits.labels[i])) for i in pick]
+    sets["real_boxed"] = [(scanned(boxed(digits.bitmaps[i])), str(digits.labels[i])) for i in pick]
+    return sets
+
+
+def evaluate(reader: CachedReader, sets: dict, config: SegmentConfig) -> dict[str, float]:
+    reader.segment_config = config
+    rates = {}
+    for name, items in sets.items():
+        readings = [(reader.read(image), text) for image, text in items]
+        rates[name] = float(np.mean([r.text == text for r, text in readings]))
+        if name.startswith("real"):
+            rates[f"{name}_one_symbol"] = float(np.mean([len(r.symbols) == 1 for r, _ in readings]))
+    weights = {name: 2.0 if name in KEPT else 1.0 for name in rates}
+    rates["objective"] = sum(weights[k] * v for k, v in rates.items()) / sum(weights.values())
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-category", type=int, default=120)
+    parser.add_argument("--real", type=int, default=800, help="real training digits (each also stretched)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
+    parser.add_argument("--vae", default=DEFAULT_VAE)
+    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--out", default="results/bench/tune_segmentation.json")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    reader = CachedReader(Reader.from_checkpoint(args.classifier, args.vae))
+    sets = tuning_set(args.per_category, args.real, args.seed)
+    config = SegmentConfig()
+    best = evaluate(reader, sets, config)
+    print(f"committed settings: {best}")
+    trail = [{"config": "committed", **best}]
+    for _ in range(args.passes):
+        improved = False
+        for name, values in SEARCH.items():
+            for value in tqdm(values, desc=name, leave=False):
+                if value == getattr(config, name):
+                    continue
+                rates = evaluate(reader, sets, replace(config, **{name: value}))
+                trail.append({"config": f"{name}={value}", **rates})
+                if rates["objective"] > best["objective"] + 1e-9:
+                    config, best, improved = replace(config, **{name: value}), rates, True
+                    print(f"{name} = {value}: {rates}")
+        if not improved:
+            break
+    chosen = {name: getattr(config, name) for name in SEARCH}
+    print("chosen:", chosen, "objective", round(best["objective"], 4))
+    report = {"chosen": chosen, "rates": best, "committed": {k: asdict(SegmentConfig())[k] for k in SEARCH},
+              "reproduces_committed": chosen == {k: asdict(SegmentConfig())[k] for k in SEARCH},
+              "setup": {**vars(args), "seconds": round(time.perf_counter() - started)}, "trail": trail}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    run_script(main)
