@@ -22,23 +22,24 @@ if __name__ == "__main__" and any(key not in os.environ for key in MALLOC_SETTIN
     os.environ.update({key: os.environ.get(key, value) for key, value in MALLOC_SETTINGS.items()})
     os.execv(sys.executable, [sys.executable, *sys.argv])
 
-import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from digit_studio.analysis import Studio  # noqa: E402
-from digit_studio.app import CONCURRENCY, build_app, launch  # noqa: E402
+from digit_studio import cli, resources  # noqa: E402
 from digit_studio.cli import run_script  # noqa: E402
-from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--classifier", type=Path, default=Path(DEFAULT_CLASSIFIER), help="classifier checkpoint")
-    parser.add_argument("--vae", type=Path, default=Path(DEFAULT_VAE), help="VAE checkpoint")
+    parser = cli.parser(__doc__)
+    parser.add_argument("--classifier", type=Path, default=resources.CLASSIFIER, help="classifier checkpoint")
+    parser.add_argument("--vae", type=Path, default=resources.VAE, help="VAE checkpoint")
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     args = parser.parse_args()
+    # torch and gradio load only now: --help answers at once
+    from digit_studio.analysis import Studio
+    from digit_studio.app import CONCURRENCY, build_app, launch
+
     studio = Studio.from_checkpoints(args.classifier, args.vae, explainers=CONCURRENCY)
     launch(build_app(studio, classifier=args.classifier, vae=args.vae), args.host, args.port, args.share)
 

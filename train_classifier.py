@@ -8,19 +8,20 @@ its configs and metrics), results/classifier/metrics.json and the training curve
 
 from __future__ import annotations
 
-import argparse
 
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import ClassifierConfig, add_config_arguments, config_from_args
-from digit_studio.training import train_classifier
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     add_config_arguments(parser, ClassifierConfig, "configs/classifier.yaml")
     parser.add_argument("--resume", metavar="FILE", help="continue from a .resume.pt file written during training")
     args = parser.parse_args()
     config = config_from_args(args, ClassifierConfig)
+    from digit_studio.training import train_classifier  # torch loads only now: --help answers at once
+
     metrics = train_classifier(config, resume=args.resume)
     print(
         f"best epoch {metrics['best_epoch']}: validation {metrics['val_accuracy']:.4%}, "

@@ -9,17 +9,17 @@ sample grids every few epochs to results/vae_samples/ and reconstructions beside
 
 from __future__ import annotations
 
-import argparse
-
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import VAEConfig, add_config_arguments, config_from_args
-from digit_studio.vae_training import train_vae
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     add_config_arguments(parser, VAEConfig, "configs/vae.yaml")
     config = config_from_args(parser.parse_args(), VAEConfig)
+    from digit_studio.vae_training import train_vae  # torch loads only now: --help answers at once
+
     m = train_vae(config)
     iw = m["iw_subset"]
     print(

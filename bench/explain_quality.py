@@ -15,7 +15,6 @@ Writes results/bench/explain_quality.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.data import load_mnist
@@ -108,7 +108,7 @@ def compose_drawing(digits: torch.Tensor, size: int = 52, gap: int = 6) -> tuple
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--checkpoint", default="checkpoints/classifier.safetensors")
     parser.add_argument("--digits", type=int, default=1000)
     parser.add_argument("--sanity-digits", type=int, default=100)

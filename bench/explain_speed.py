@@ -16,7 +16,6 @@ Writes results/bench/explain_speed.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -28,6 +27,7 @@ import torch
 from captum.attr import IntegratedGradients as CaptumIG
 from pytorch_grad_cam import GradCAM as LibraryGradCAM
 
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.data import load_mnist
@@ -55,7 +55,7 @@ def median_ms(calls: dict[str, Callable[[], object]], repeats: int, block: int =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--checkpoint", default="checkpoints/classifier.safetensors")
     parser.add_argument("--digits", type=int, default=6, help="digits in the drawing (default: %(default)s)")
     parser.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients steps (default: %(default)s)")

@@ -12,7 +12,6 @@ one warm-up reading) and, per drawing, what was read.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
@@ -20,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.data import load_mnist
@@ -35,7 +35,7 @@ def peak_rss_mb() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     parser.add_argument("--vae", default=DEFAULT_VAE)
     parser.add_argument("--out", default="results/bench/hostile.json")

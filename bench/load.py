@@ -17,7 +17,6 @@ reading alone <= 50 ms. Writes results/bench/load.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import socket
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 
 from digit_studio.analysis import Studio
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
 from digit_studio.render import render
@@ -149,7 +149,7 @@ def run_level(url: str, clients: int, per_client: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--requests", default="8:45,16:40", help="clients:requests_per_client for each level")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls for the in-process server time")
     args = parser.parse_args()

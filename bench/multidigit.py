@@ -22,7 +22,6 @@ classification). Writes results/bench/multidigit.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.data import load_mnist
@@ -147,7 +147,7 @@ def latency(reader: Reader, split, rng: np.random.Generator, count: int) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--per-category", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)

@@ -15,7 +15,6 @@ Writes results/bench/real_handwriting.json and a picture of misreads, results/be
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.inputs import ink_map
@@ -95,7 +95,7 @@ def plot_misreads(misreads: dict[str, list[tuple[np.ndarray, str, str]]], path: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     parser.add_argument("--vae", default=DEFAULT_VAE)
     parser.add_argument("--out", default="results/bench/real_handwriting.json")

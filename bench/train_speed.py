@@ -8,7 +8,6 @@ inference, and writes results/bench/train_speed.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -29,7 +28,7 @@ OUT = Path("results/bench/train_speed.json")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--config", default="configs/classifier.yaml")
     parser.add_argument("--steps", type=int, default=60, help="timed training steps")
     args = parser.parse_args()

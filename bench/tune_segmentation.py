@@ -15,7 +15,6 @@ committed defaults are what it chose.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -30,6 +29,7 @@ from PIL import Image
 from real_handwriting import scanned
 from tqdm import tqdm
 
+from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.data import load_mnist
@@ -42,7 +42,8 @@ SEARCH: dict[str, tuple[float, ...]] = {
     "lone_split_cost": (0.55, 0.8, 1.0, 1.2, 1.5),
     "lone_wide": (1.0, 1.2, 1.3, math.inf),
     "split_cost": (0.4, 0.55, 0.7, 0.9),
-    "piece_height": (0.0, 0.7, 0.8, 0.85),
+    "piece_height": (0.0, 0.7, 0.85),
+    "lone_piece_height": (0.0, 0.7, 0.8, 0.85),
     "piece_confidence": (0.0, 0.5, 0.8),
     "atypical_cost": (0.005, 0.01, 0.015),
     "wide_from": (0.0, 0.5, 1.0),
@@ -107,7 +108,7 @@ def evaluate(reader: CachedReader, sets: dict, config: SegmentConfig) -> dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--per-category", type=int, default=120)
     parser.add_argument("--real", type=int, default=800, help="real training digits (each also stretched)")
     parser.add_argument("--seed", type=int, default=1)

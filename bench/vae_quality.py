@@ -17,7 +17,6 @@ results/vae/.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -123,7 +122,7 @@ def median_ms(fn: Callable[[], object], repeats: int = 30) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--vae", default="checkpoints/vae.safetensors")
     parser.add_argument("--classifier", default="checkpoints/classifier.safetensors")
     parser.add_argument("--digits", type=int, default=2000, help="first this many MNIST test digits")

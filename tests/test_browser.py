@@ -1,5 +1,7 @@
 """The studio in a real headless Chromium (Debian's `chromium`, driven by playwright): pick the brush, draw a
-number stroke by stroke with the mouse, and check the number the page shows. Saves results/studio.png."""
+number stroke by stroke with the mouse, and check the number the page shows, every panel drawn from that
+reading, a count typed in the variations box, the report of what is on screen, an example that reads as
+soon as it is clicked, and Clear. Screenshots go to a temporary folder, never into the checkout."""
 
 from __future__ import annotations
 
@@ -7,15 +9,14 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
-
 import pytest
 
 from playwright import sync_api as playwright
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium")  # Debian's build; playwright's own browser download is not used
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOT = ROOT / "results" / "studio.png"
 
 # Digits as polylines in a unit box (x right, y down), drawn as separate strokes: unambiguous shapes.
 STROKES: dict[str, list[list[tuple[float, float]]]] = {
@@ -26,6 +27,7 @@ STROKES: dict[str, list[list[tuple[float, float]]]] = {
     "4": [[(0.6, 0.0), (0.0, 0.65), (1.0, 0.65)], [(0.7, 0.3), (0.7, 1.0)]],
 }
 NUMBER = "1704"
+EXAMPLE = "1984"  # examples/1984.png, the first example
 
 
 def draw(page, canvas_box: dict, number: str) -> None:
@@ -45,7 +47,17 @@ def draw(page, canvas_box: dict, number: str) -> None:
             page.mouse.up()
 
 
-def test_draw_a_number_in_chromium(studio_url: str) -> None:
+def assert_images_visible(page, gallery: str) -> None:
+    """Every image of the gallery lies inside the gallery's visible box (none cut off by its frame)."""
+    frame = page.locator(f"{gallery} .grid-wrap").first.bounding_box() or page.locator(gallery).bounding_box()
+    for image in page.locator(f"{gallery} img").all():
+        box = image.bounding_box()
+        assert box is not None and box["height"] > 10, f"{gallery}: an image is not shown"
+        assert box["y"] >= frame["y"] - 1 and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1, (
+            f"{gallery}: an image ({box}) is cut off by its frame ({frame})")
+
+
+def test_draw_a_number_in_chromium(studio_url: str, tmp_path: Path) -> None:
     if CHROMIUM is None:
         pytest.fail("no `chromium` on PATH: install Debian's package (apt-get install -y chromium), as .ci/run does")
     with playwright.sync_playwright() as p:
@@ -61,19 +73,38 @@ def test_draw_a_number_in_chromium(studio_url: str) -> None:
             playwright.expect(number).to_have_text(NUMBER, timeout=30_000)
             playwright.expect(page.locator("#reading .digit")).to_have_count(len(NUMBER))
             page.locator("#explanations img").nth(len(NUMBER) - 1).wait_for(timeout=30_000)
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=SCREENSHOT, full_page=True)
+            assert_images_visible(page, "#explanations")
+            page.screenshot(path=tmp_path / "why.png", full_page=True)
 
             page.get_by_role("tab", name="What else").click()
             playwright.expect(page.locator("#variations img")).to_have_count(len(NUMBER), timeout=30_000)
             page.locator("#walk img").wait_for(timeout=30_000)  # from the first digit to the last
+            assert_images_visible(page, "#variations")
+            count = page.get_by_label("number input for Variations per digit")
+            count.fill("2")
+            count.press("Enter")
+            page.wait_for_timeout(3_000)  # the variations are redrawn from the reading on screen
+            page.screenshot(path=tmp_path / "what_else.png", full_page=True)
 
             page.get_by_role("tab", name="Report").click()
             page.get_by_role("button", name="Make report").click()
             with page.expect_download(timeout=30_000) as download:
                 page.get_by_role("button", name="Download report").click()
             with zipfile.ZipFile(download.value.path()) as report:
-                assert json.loads(report.read("analysis.json"))["text"] == NUMBER
+                analysis = json.loads(report.read("analysis.json"))
+                assert analysis["text"] == NUMBER
+                assert all(len(d["variations"]) == 2 for d in analysis["digits"])  # the typed count
                 assert "variations/interpolation.png" in report.namelist()
+
+            # An example reads as soon as it is on the canvas, and the old report is withdrawn.
+            page.locator("#examples img").first.click()
+            playwright.expect(number).to_have_text(EXAMPLE, timeout=30_000)
+            playwright.expect(page.get_by_role("button", name="Download report")).to_be_hidden()
+
+            # Clear: every panel back to its empty state, no error.
+            page.get_by_role("button", name="Clear canvas").click()
+            playwright.expect(page.locator("#reading .prompt")).to_contain_text("Draw a number", timeout=30_000)
+            page.wait_for_timeout(2_000)
+            assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
         finally:
             browser.close()

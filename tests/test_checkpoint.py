@@ -101,6 +101,7 @@ def test_read_checkpoint_returns_plain_tensors() -> None:
     assert meta["format"] == "digit-studio/1"
 
 
+@pytest.mark.slow
 def test_script_gives_one_line_for_a_bad_checkpoint(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     shutil.copy(ROOT / "configs" / "classifier.yaml", bad)

@@ -151,6 +151,7 @@ def resident_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads resident memory from /proc (Linux)")
 def test_a_thousand_calls_do_not_grow_memory(classifier, digits):
     images = digits[0][:2]

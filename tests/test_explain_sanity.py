@@ -52,6 +52,7 @@ def label_models():
     return label_randomization_models(load_mnist(DataConfig(download=False), train=True), steps=150)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", checked(CASCADE_FAILURES))
 def test_cascading_randomization_changes_the_maps(classifier, digits, method):
     images, labels = digits
@@ -60,6 +61,7 @@ def test_cascading_randomization_changes_the_maps(classifier, digits, method):
     assert passes_cascading(correlations), correlations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", checked(LABEL_FAILURES))
 def test_shuffled_labels_change_the_maps(label_models, digits, method):
     images, labels = digits
@@ -79,6 +81,7 @@ class InkMap(Method):
         return Attribution(images[:, 0], logits, select(logits))
 
 
+@pytest.mark.slow
 def test_the_checks_catch_a_map_that_ignores_the_model(classifier, label_models, digits):
     images, labels = digits
     assert not passes_cascading(cascading_randomization(classifier, images, InkMap(), labels))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from digit_studio.data import Split
@@ -25,6 +26,7 @@ def test_at_most_100k_parameters_and_honest_metadata(classifier: torch.nn.Module
     assert meta["metrics"]["val_accuracy"] > 0.99
 
 
+@pytest.mark.slow
 def test_full_test_set_accuracy(classifier: torch.nn.Module, mnist_test: Split) -> None:
     _, meta = load_classifier(SHIPPED)
     probs = predict(classifier, mnist_test, batch_size=2000)
@@ -36,6 +38,7 @@ def test_full_test_set_accuracy(classifier: torch.nn.Module, mnist_test: Split) 
     assert ece < 0.05
 
 
+@pytest.mark.slow
 def test_evaluation_script_writes_report(tmp_path: Path) -> None:
     out = tmp_path / "results" / "classifier"
     run = subprocess.run(

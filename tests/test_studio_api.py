@@ -97,6 +97,7 @@ def test_bad_options_get_clear_messages(client: Client, options: tuple, message:
     assert message in _error(client, handle_file(str(EXAMPLE)), *options, api_name="/analyze")
 
 
+@pytest.mark.slow
 def test_random_payloads_never_break_the_server(client: Client) -> None:
     rng = np.random.default_rng(0)
     atoms = [None, True, 0, -1, 3.5, float("inf"), "", "x" * 1000, [], {}, [None], {"meta": {}},

@@ -36,18 +36,21 @@ def test_loss_falls(reference_run: dict) -> None:
     assert reference_run["val_accuracy"] > 0.2  # twice chance after 20 steps (BN statistics still settling)
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(reference_run: dict, tmp_path: Path) -> None:
     again = train_classifier(small_config(tmp_path), write_outputs=False)
     assert again["step_losses"] == reference_run["step_losses"]
     assert again["test_accuracy"] == reference_run["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_other_seed_other_run(reference_run: dict, tmp_path: Path) -> None:
     config = small_config(tmp_path)
     config.seed = 1
     assert train_classifier(config, write_outputs=False)["step_losses"] != reference_run["step_losses"]
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_run(reference_run: dict, tmp_path: Path) -> None:
     interrupted = train_classifier(small_config(tmp_path, max_steps=10))  # stops after epoch 1
     assert len(interrupted["history"]) == 1

@@ -86,6 +86,7 @@ def test_loss_falls(reference_run: dict) -> None:
     assert reference_run["best_epoch"] == 2
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(reference_run: dict, tmp_path: Path) -> None:
     again = train_vae(small_config(tmp_path), write_outputs=False)
     assert again["step_losses"] == reference_run["step_losses"]

@@ -13,20 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
+from digit_studio import resources
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
-from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading
+
+if TYPE_CHECKING:
+    from digit_studio.reader import Reading
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m digit_studio", description="Digit Insight Studio")
+    parser = argparse.ArgumentParser(prog="python -m digit_studio", description="Digit Insight Studio", allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
-    read = commands.add_parser("read", help="print the number drawn in each image")
+    read = commands.add_parser("read", help="print the number drawn in each image", allow_abbrev=False)
     read.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     read.add_argument("--json", action="store_true", help="one JSON object per image and line")
-    read.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="classifier checkpoint")
-    read.add_argument("--vae", default=DEFAULT_VAE, help="VAE checkpoint (helps split touching digits)")
+    read.add_argument("--classifier", default=resources.CLASSIFIER, help="classifier checkpoint")
+    read.add_argument("--vae", default=resources.VAE, help="VAE checkpoint (helps split touching digits)")
     read.add_argument("--no-vae", dest="vae", action="store_const", const=None, help="read without the VAE")
     return parser
 
@@ -40,6 +44,8 @@ def _line(path: str, reading: Reading, as_json: bool, with_path: bool) -> str:
 
 def main() -> int:
     args = _parser().parse_args()
+    from digit_studio.reader import Reader  # torch loads only now: --help answers at once
+
     reader = Reader.from_checkpoint(args.classifier, args.vae)  # a bad checkpoint stops everything: run_script
     failed = 0
     for path in args.images:

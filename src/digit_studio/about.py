@@ -32,7 +32,7 @@ def _metadata(path: Path, kind: str) -> dict[str, Any]:
 
 def _rows(rows: list[tuple[str, Any, str]]) -> str:
     """A markdown table of the figures that exist: (what, value, format)."""
-    lines = ["| | |", "|---|---|"]
+    lines = ["| Figure | Value |", "|---|---|"]
     lines += [f"| {name} | {format(value, fmt)} |" for name, value, fmt in rows if value is not None]
     return "\n".join(lines)
 
@@ -48,7 +48,7 @@ def about_markdown(classifier: Path, vae: Path, results: Path = RESULTS) -> str:
     iw = v_metrics.get("iw_subset", {})
     sections = [
         f"### Classifier · `{classifier.name}`\n"
-        f"A compact CNN (conv-BN-ReLU stages, global average pooling) trained on MNIST with augmentation"
+        f"A compact CNN (conv-BN-ReLU stages, global average pooling) trained on MNIST, digits redrawn in styles MNIST lacks and real handwriting (optdigits), with augmentation"
         f"{', ' + c_meta['date'][:10] if 'date' in c_meta else ''}.\n\n" + _rows([
             (f"Test accuracy ({evaluation.get('test_images', 10000):,} MNIST test digits)",
              evaluation.get("accuracy", c_metrics.get("test_accuracy")), ".2%"),

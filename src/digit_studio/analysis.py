@@ -18,7 +18,7 @@ import queue
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,26 +171,38 @@ class Studio:
         clock = _Clock()
         ink = ink_map(image)  # read, and kept for drawing the maps on
         reading = self.reader.read_ink(ink)
+        empty = np.zeros((0, 28, 28), np.float32)
+        digits = tuple(DigitAnalysis(s, float(s.atypicality), s.unlike, None, empty)  # scored by the reader
+                       for s in reading.symbols if s.is_digit)
         clock.lap("read")
-        digits = [s for s in reading.symbols if s.is_digit]
-        crops = torch.from_numpy(np.stack([s.crop for s in digits]))[:, None] if digits else None
-        scores = [float(s.atypicality) for s in digits]  # computed by the reader
-        maps: list[DigitExplanation | None] = [None] * len(digits)
-        varied = np.zeros((len(digits), 0, 28, 28), np.float32)
-        if crops is not None:
-            if method is not None:
-                maps = self._explain(crops, method, why_not, seed)
-                clock.lap("explain")
-            if variations:
-                generator = torch.Generator().manual_seed(seed)
-                varied = variations_of(self.vae, crops, variations, float(temperature), generator)[:, :, 0].numpy()
-                clock.lap("variations")
-        analysed = tuple(
-            DigitAnalysis(s, score, s.unlike, m, v)
-            for s, score, m, v in zip(digits, scores, maps, varied)
-        )
-        return Analysis(reading, analysed, method, why_not, temperature, ink.mask.astype(np.float32), ink.scale,
+        read = Analysis(reading, digits, None, False, temperature, ink.mask.astype(np.float32), ink.scale,
                         clock.timings())
+        return self.elaborate(read, method, why_not, variations, temperature, seed)
+
+    def elaborate(self, analysis: Analysis, method: str | None = "gradcam", why_not: bool = False,
+                  variations: int = 4, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> Analysis:
+        """The same reading with other explanations and variations: the drawing is not read again (the
+        studio reads once per stroke and redraws its panels from that reading when an option changes)."""
+        _check_options(method, why_not, variations, temperature)
+        if not analysis.digits or (method is None and not variations):
+            return replace(analysis, method=method, why_not=why_not, temperature=temperature)
+        clock = _Clock()
+        crops = torch.from_numpy(np.stack([d.symbol.crop for d in analysis.digits]))[:, None]
+        maps: list[DigitExplanation | None] = [None] * len(crops)
+        varied = np.zeros((len(crops), 0, 28, 28), np.float32)
+        if method is not None:
+            maps = self._explain(crops, method, why_not, seed)
+            clock.lap("explain")
+        if variations:
+            generator = torch.Generator().manual_seed(seed)
+            varied = variations_of(self.vae, crops, variations, float(temperature), generator)[:, :, 0].numpy()
+            clock.lap("variations")
+        digits = tuple(replace(d, explanation=m, variations=v) for d, m, v in zip(analysis.digits, maps, varied))
+        laps = clock.timings()
+        timings = {**{k: v for k, v in analysis.timings_ms.items() if k == "read"}, **laps,
+                   "total": round(analysis.timings_ms.get("read", 0.0) + laps["total"], 2)}
+        return replace(analysis, digits=digits, method=method, why_not=why_not, temperature=temperature,
+                       timings_ms=timings)
 
     def _explain(self, crops: torch.Tensor, method: str, why_not: bool, seed: int) -> list[DigitExplanation]:
         with self._pool.borrow() as model:

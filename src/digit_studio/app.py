@@ -57,6 +57,12 @@ CSS = """
 .digit {border: 1px solid var(--border-color-primary); border-radius: .5rem; padding: .3rem .6rem; min-width: 5.5rem}
 .digit b {font-size: 1.7rem}
 .flag {color: #c2410c; font-weight: 600}
+/* Gallery tiles are square by default, and a gallery is capped at 55% of the window's height with a scroll
+   bar inside: a wide strip of variations in a square tile leaves most of it empty and pushes the rest out
+   of sight. Each tile takes its picture's own height, and the galleries grow with their pictures. */
+#variations .thumbnail-item {aspect-ratio: auto; height: auto}
+#variations .thumbnail-item img {height: auto}
+#variations .grid-wrap, #explanations .grid-wrap {max-height: none; overflow-y: visible}
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -166,44 +172,45 @@ def _report_path(text: str) -> Path:
 def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None = None,
               vae: Path | None = None) -> gr.Blocks:
     """The studio; `classifier` and `vae` name the checkpoints whose figures the About tab shows."""
-    # ---- pipeline calls shared by the UI and the API ---------------------------------------------------
-    def analysis_for(value: dict | None, method: str, why_not: bool, count: int, temperature: float) -> Analysis:
-        return studio.analyze(canvas(value), METHOD_LABELS.get(method, method), bool(why_not), int(count),
-                              float(temperature))
-
+    # ---- the UI: each stroke is read once; every panel is drawn from that reading (kept in gr.State) ------
     @user_errors
-    def show_reading(value: dict | None) -> str:
-        return reading_html(studio.analyze(canvas(value), method=None, variations=0))
-
-    @user_errors
-    def show_analysis(value: dict | None, method: str, why_not: bool, count: int, temperature: float):
-        analysis = analysis_for(value, method, why_not, count, temperature)
-        pictures = render(analysis)
-        choices = _digit_choices(analysis)
-        last = choices[-1][1] if choices else None
-        return (pictures.overlay, pictures.explanations, pictures.variations,
-                gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
-                gr.Dropdown(choices=choices, value=last))
-
-    @user_errors
-    def show_interpolation(value: dict | None, start: int | None, end: int | None, steps: int):
-        if start is None or end is None:
-            return None
+    def on_drawing(value: dict | None) -> tuple[str, Analysis, Any]:
+        """The reading, at once; the report of a previous drawing is withdrawn."""
         analysis = studio.analyze(canvas(value), method=None, variations=0)
-        if max(start, end) >= len(analysis.digits):  # choices from before the last stroke: they follow shortly
+        return reading_html(analysis), analysis, gr.DownloadButton(visible=False)
+
+    def walk_of(analysis: Analysis, start: int | None, end: int | None, steps: int) -> Any:
+        count = len(analysis.digits)
+        if start is None or end is None or not (0 <= start < count and 0 <= end < count):
             return None
         return strip(studio.interpolate(analysis, int(start), int(end), int(steps)))
 
     @user_errors
-    def make_report(value: dict | None, method: str, why_not: bool, count: int, temperature: float,
-                    start: int | None, end: int | None, steps: int):
-        analysis = analysis_for(value, method, why_not, count, temperature)
-        if not analysis.digits:
+    def show_panels(analysis: Analysis | None, method: str, why_not: bool, count: int, temperature: float,
+                    steps: int):
+        """Explanations, variations and the walk (first digit to last) of the reading on screen."""
+        if analysis is None:
+            analysis = studio.analyze(None, method=None, variations=0)
+        analysis = studio.elaborate(analysis, METHOD_LABELS.get(method, method), bool(why_not), int(count),
+                                    float(temperature))
+        pictures = render(analysis)
+        choices = _digit_choices(analysis)
+        first, last = (choices[0][1], choices[-1][1]) if choices else (None, None)
+        return (pictures.overlay, pictures.explanations, pictures.variations,
+                gr.Dropdown(choices=choices, value=first), gr.Dropdown(choices=choices, value=last),
+                walk_of(analysis, first, last, steps), analysis)
+
+    @user_errors
+    def show_walk(analysis: Analysis | None, start: int | None, end: int | None, steps: int):
+        return None if analysis is None else walk_of(analysis, start, end, steps)
+
+    @user_errors
+    def make_report(analysis: Analysis | None, start: int | None, end: int | None, steps: int):
+        """The report of exactly what is on screen."""
+        if analysis is None or not analysis.digits:
             raise DigitStudioError("draw a number first: the report describes the digits read")
-        walk = None
-        if start is not None and end is not None and max(start, end) < len(analysis.digits):
-            walk = strip(studio.interpolate(analysis, int(start), int(end), int(steps)))
-        path = write_report(_report_path(analysis.reading.text), analysis, render(analysis), walk)
+        path = write_report(_report_path(analysis.reading.text), analysis, render(analysis),
+                            walk_of(analysis, start, end, steps))
         return gr.DownloadButton(value=str(path), visible=True)
 
     # ---- the API ---------------------------------------------------------------------------------------
@@ -236,7 +243,8 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                 shown = gr.HTML(reading_html(studio.analyze(None, method=None, variations=0)), elem_id="reading")
         example_files = sorted(examples.glob("*.png"))
         if example_files:
-            gr.Examples([[str(p)] for p in example_files], inputs=[pad], label="Examples: click one to draw it")
+            example_set = gr.Examples([[str(p)] for p in example_files], inputs=[pad],
+                                      label="Examples: click one to read it", elem_id="examples")
         with gr.Tabs():
             with gr.Tab("Why"):
                 with gr.Row():
@@ -271,22 +279,25 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                 if CONFUSION_MATRIX.is_file():
                     gr.Image(str(CONFUSION_MATRIX), label="Confusion matrix, MNIST test set", interactive=False)
 
-        options = [method, why_not, count, temperature]
+        current = gr.State(None)  # the Analysis on screen: read once per stroke, elaborated per option
+        options = [current, method, why_not, count, temperature, steps]
+        panels = [overlay, explanations, variations, start, end, walk, current]
         private = {"api_visibility": "private"}
-        for trigger in (pad.change, read_button.click):
-            # The walk follows every new reading here too: when a stroke leaves the digit choices as they
-            # were, their change events do not fire, and a walk made while the choices were stale stays empty.
-            trigger(show_reading, pad, shown, trigger_mode="always_last", show_progress="hidden", **private).then(
-                show_analysis, [pad, *options], [overlay, explanations, variations, start, end],
-                trigger_mode="always_last", show_progress="hidden", **private).then(
-                show_interpolation, [pad, start, end, steps], walk, trigger_mode="always_last",
-                show_progress="hidden", **private)
-        for control in (method.change, why_not.change, count.release, temperature.release):
-            control(show_analysis, [pad, *options], [overlay, explanations, variations, start, end],
-                    trigger_mode="always_last", **private)
-        for control in (start.change, end.change, steps.release):
-            control(show_interpolation, [pad, start, end, steps], walk, trigger_mode="always_last", **private)
-        prepare.click(make_report, [pad, *options, start, end, steps], download, **private)
+        drawn = [read_button.click, pad.change]
+        if example_files:
+            drawn.append(example_set.load_input_event.then)  # an example reads as soon as it is on the canvas
+        for trigger in drawn:
+            trigger(on_drawing, pad, [shown, current, download], trigger_mode="always_last",
+                    show_progress="hidden", **private).then(
+                show_panels, options, panels, trigger_mode="always_last", show_progress="minimal", **private)
+        for control in (method.change, why_not.change, count.change, temperature.change):
+            control(show_panels, options, panels, trigger_mode="always_last", show_progress="minimal", **private)
+        # Only a person's choice redraws the walk (`input`): the choices that follow a new reading come
+        # with their walk, and a stale choice must not be sent against the new reading.
+        for control in (start.input, end.input, steps.release):
+            control(show_walk, [current, start, end, steps], walk, trigger_mode="always_last",
+                    show_progress="minimal", **private)
+        prepare.click(make_report, [current, start, end, steps], download, **private)
 
         gr.api(read, api_name="read")
         gr.api(analyze, api_name="analyze")

@@ -200,12 +200,16 @@ def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, str]
     return from_dict(cls, apply_overrides(data, overrides or {}))
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, default_path: str) -> None:
-    """Add --config and one --section.key option per config value, generated from the schema."""
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, default_path: str,
+                         only: tuple[str, ...] | None = None) -> None:
+    """Add --config and one --section.key option per config value, generated from the schema; with `only`,
+    just the values under those sections or keys (a script that uses part of a config offers that part)."""
     parser.add_argument("--config", default=default_path, help="YAML config file (default: %(default)s)")
-    group = parser.add_argument_group("config overrides (any value of the YAML file)")
+    group = parser.add_argument_group("config overrides (values of the YAML file)")
     defaults = to_dict(cls())
     for dotted, annotation in _flat_fields(cls).items():
+        if only is not None and not any(dotted == key or dotted.startswith(f"{key}.") for key in only):
+            continue
         default: Any = defaults
         for part in dotted.split("."):
             default = default[part]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from digit_studio.config import OutputConfig, VAEOutputConfig
+from digit_studio import resources
 from digit_studio.crops import mnist_crops
 from digit_studio.generation import atypicality
 from digit_studio.inputs import InkMap, ink_map
@@ -33,8 +33,8 @@ from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.segmentation import SEPARATORS, Piece, SegmentConfig, segment
 
-DEFAULT_CLASSIFIER = OutputConfig().checkpoint
-DEFAULT_VAE = VAEOutputConfig().checkpoint
+DEFAULT_CLASSIFIER = resources.CLASSIFIER
+DEFAULT_VAE = resources.VAE
 UNCERTAIN_BELOW = 0.7  # a digit read with less confidence than this is flagged
 # A digit whose atypicality (VAE negative ELBO, nats) exceeds this looks like no digit the VAE knows: the
 # 95th percentile of MNIST test digits' scores (bench/vae_quality.py).

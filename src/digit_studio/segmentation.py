@@ -108,7 +108,8 @@ class SegmentConfig:
     piece_confidence: float = 0.0  # confidence every piece of a split needs (a whole piece needs none) ...
     piece_atypical: float = math.inf  # nats: ... the most atypical it may look, ...
     piece_height: float = 0.85  # digit heights: ... and the least tall it may be (a flag, a tail, a foot
-    # cut off a digit is shorter than the digits beside it)
+    lone_piece_height: float = 0.85  # cut off a digit is shorter than the digits beside it); the same for
+    # a piece cut from a lone mark (see lone_wide)
 
 
 @dataclass(eq=False)  # pieces are compared by identity
@@ -195,8 +196,8 @@ def _components(mask: np.ndarray, config: SegmentConfig) -> tuple[np.ndarray, li
 def _may_hold_rules(mask: np.ndarray, found: tuple, config: SegmentConfig) -> bool:
     """Whether the drawing may hold a rule (only then is the search for rules worth its time): a mark much
     longer, across or down, than the other marks are tall; one with as much pen track as a scribble; or a
-    row or column of pixels that is mostly ink across the drawing's whole extent (a line that the digits
-    touch joins them all into one mark)."""
+    row of pixels that is mostly ink across the drawing's whole width (a line that the digits touch joins
+    them all into one mark)."""
     labels, slices, keep, stroke = found
     if len(keep) == 0:
         return False
@@ -206,11 +207,8 @@ def _may_hold_rules(mask: np.ndarray, found: tuple, config: SegmentConfig) -> bo
     others = np.delete(boxes[:, 0], longest) if len(keep) > 1 else boxes[:, 0]
     if boxes[longest].max() >= config.rule_length * _typical(others) or (areas / stroke > config.scribble * boxes.sum(1)).any():
         return True
-    for axis in (0, 1):
-        counts, extent = mask.sum(axis), np.flatnonzero(mask.any(1 - axis))
-        if counts.max() >= max(config.rule_candidate * stroke, 0.6 * (extent[-1] - extent[0] + 1)):
-            return True
-    return False
+    across = np.flatnonzero(mask.any(0))  # (a digit's stroke down can span a line's height: rows only)
+    return bool(mask.sum(1).max() >= max(config.rule_candidate * stroke, 0.6 * (across[-1] - across[0] + 1)))
 
 
 def _shrink(mask: np.ndarray, factor: int) -> np.ndarray:
@@ -560,10 +558,10 @@ def _is_suspect(piece: Piece, height: float, stroke: float, config: SegmentConfi
     return unsure or piece.width >= config.wide * height or _aspect_z(piece) > config.atypical_z or unlike
 
 
-def _is_ordinary(piece: Piece, height: float, config: SegmentConfig) -> bool:
+def _is_ordinary(piece: Piece, grid: _Grid, config: SegmentConfig) -> bool:
     """Confident, digit-like and tall enough to be one piece of a split."""
     typical = piece.atypicality is None or piece.atypicality <= config.piece_atypical
-    tall = piece.height >= config.piece_height * height
+    tall = piece.height >= (config.lone_piece_height if grid.strict else config.piece_height) * grid.height
     return float(piece.probs.max()) >= config.piece_confidence and typical and tall
 
 
@@ -576,7 +574,7 @@ class _Grid:
     cuts: np.ndarray
     strokes: np.ndarray  # per cut position: how many strokes a cut there goes through
     height: float  # px: the line's digit height
-    lone: bool  # the only digit of its line
+    strict: bool  # the only digit of its line and not wide: cut only on strong evidence (lone_* settings)
     max_width: int  # px: widest span that may be one digit
     min_width: int
 
@@ -592,7 +590,8 @@ def _grid(piece: Piece, height: float, lone: bool, stroke: float, coarsen: float
     profile = np.bincount(columns[piece.mask])
     step = max(config.grid_step * height, len(profile) / config.max_cuts) * coarsen
     cuts = np.concatenate([[0], _cut_candidates(profile, min_width, step), [len(profile)]])
-    return _Grid(piece, columns, cuts, _strokes_cut(piece.mask, columns, cuts), height, lone,
+    strict = lone and piece.width < config.lone_wide * height
+    return _Grid(piece, columns, cuts, _strokes_cut(piece.mask, columns, cuts), height, strict,
                  int(config.max_piece * height), min_width)
 
 
@@ -661,10 +660,9 @@ def _best_path(spans: dict[tuple[int, int], Piece], grid: _Grid, config: Segment
     for j in range(1, n):
         for i in range(j):
             piece = spans.get((i, j))
-            if piece is None or best[i][0] == -np.inf or ((i, j) != (0, n - 1) and not _is_ordinary(piece, grid.height, config)):
+            if piece is None or best[i][0] == -np.inf or ((i, j) != (0, n - 1) and not _is_ordinary(piece, grid, config)):
                 continue
-            lone = grid.lone and grid.piece.width < config.lone_wide * grid.height
-            each = config.lone_split_cost if lone else config.split_cost
+            each = config.lone_split_cost if grid.strict else config.split_cost
             cut = each + config.stroke_cost * max(int(grid.strokes[i]) - 1, 0) if i > 0 else 0.0
             score = best[i][0] + _score(piece, config) - cut
             if score > best[j][0]:
