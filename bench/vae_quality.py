@@ -12,7 +12,8 @@
    with a drawing.
 
 Writes results/bench/vae_quality.json and pictures (variations, interpolations, non-digits) to
-results/vae/.
+results/vae/, and records the digits' 95th-percentile score in the VAE checkpoint's metadata as
+"not_a_digit_above": the threshold above which the studio flags a shape as unlike any digit.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from PIL import Image, ImageDraw
 from scipy.stats import mannwhitneyu
 
+from digit_studio.checkpoint import update_metadata
 from digit_studio.config import DataConfig
 from digit_studio.crops import mnist_crops
 from digit_studio.data import load_mnist
@@ -201,6 +203,8 @@ def main() -> None:
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
+    # The studio's not-a-digit threshold travels with the model it was measured on.
+    update_metadata(args.vae, "vae", {"not_a_digit_above": round(results["atypicality"]["digit_95th_percentile"], 2)})
     write_pictures(vae, digits, labels, non_digits, scores, digit_scores, args.seed)
     print(json.dumps({k: v for k, v in results.items() if k != "latency_ms_cpu"}, indent=2))
 

@@ -85,9 +85,11 @@ def test_nothing_to_read_says_draw_a_number(reader: Reader, image) -> None:
 
 
 def test_huge_and_messy_inputs_get_an_answer(reader: Reader, drawing) -> None:
-    huge = np.full((10_000, 10_000), 255, np.uint8)
-    huge[2000:6000, 1000:9000] = drawing.image[..., 0].repeat(10, axis=0).repeat(10, axis=1)
-    assert reader.read(huge).text == "4096"
+    largest = np.full((4096, 4096), 255, np.uint8)  # limits.MAX_PIXELS: read, shrunk
+    largest[1000:3000, 48:4048] = drawing.image[..., 0].repeat(5, axis=0).repeat(5, axis=1)
+    assert reader.read(largest).text == "4096"
+    with pytest.raises(InputError, match="10000×10000 pixels, too large to read: send a PNG"):
+        reader.read(np.full((10_000, 10_000), 255, np.uint8))
     rng = np.random.default_rng(0)
     specks = np.full((600, 800), 255, np.uint8)
     for y, x in zip(rng.integers(0, 590, 500), rng.integers(0, 790, 500)):

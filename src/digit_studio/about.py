@@ -63,7 +63,7 @@ def about_markdown(classifier: Path, vae: Path, results: Path = RESULTS) -> str:
             ("Variations read as the same digit (default temperature)",
              variations.get("same_class_rate_at_default"), ".1%"),
             ("'Not a digit' threshold: MNIST test digits' 95th-percentile score (nats)",
-             atypical.get("digit_95th_percentile"), ".0f"),
+             v_meta.get("not_a_digit_above"), ".0f"),
             ("AUROC of the score, MNIST digits vs. non-digits", atypical.get("auroc_all_non_digits"), ".3f"),
             ("Parameters", v_metrics.get("parameters"), ",d"),
         ]),

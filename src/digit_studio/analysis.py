@@ -13,7 +13,6 @@ model or another request's explanation.
 from __future__ import annotations
 
 import copy
-import json
 import queue
 import time
 from collections.abc import Iterator
@@ -35,18 +34,8 @@ from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, NOT_A_DIGIT_ABOVE, Reader, Reading, Symbol
 
-ROOT = Path(__file__).resolve().parents[2]
-VAE_QUALITY = ROOT / "results" / "bench" / "vae_quality.json"
 MAX_VARIATIONS = 16
 MAX_TEMPERATURE = 3.0
-
-
-def not_a_digit_threshold(path: Path = VAE_QUALITY) -> float:
-    """The measured digit 95th percentile of the atypicality score, or NOT_A_DIGIT_ABOVE without it."""
-    try:
-        return float(json.loads(path.read_text())["atypicality"]["digit_95th_percentile"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return NOT_A_DIGIT_ABOVE
 
 
 class ModelPool:
@@ -145,9 +134,9 @@ class Studio:
     """The studio's models, loaded once and shared by every request."""
 
     def __init__(self, classifier: nn.Module, vae: ConvVAE, explainers: int = 2,
-                 not_a_digit_above: float | None = None) -> None:
+                 not_a_digit_above: float = NOT_A_DIGIT_ABOVE) -> None:
         self.vae = vae.eval()
-        self.not_a_digit_above = not_a_digit_threshold() if not_a_digit_above is None else not_a_digit_above
+        self.not_a_digit_above = not_a_digit_above
         # The VAE also helps split touching digits, and flags digits unlike any it knows.
         self.reader = Reader(classifier.eval(), self.vae, not_a_digit_above=self.not_a_digit_above)
         self._pool = ModelPool(classifier, explainers)
@@ -156,8 +145,9 @@ class Studio:
     def from_checkpoints(cls, classifier: str | Path = DEFAULT_CLASSIFIER, vae: str | Path = DEFAULT_VAE,
                          explainers: int = 2, device: str | torch.device = "cpu") -> Studio:
         model, _ = load_classifier(classifier, device)
-        vae_model, _ = load_vae(vae, device)
-        return cls(model, vae_model, explainers)
+        vae_model, meta = load_vae(vae, device)
+        # measured by bench/vae_quality.py (MNIST test digits' 95th percentile) and kept with the VAE
+        return cls(model, vae_model, explainers, float(meta.get("not_a_digit_above", NOT_A_DIGIT_ABOVE)))
 
     def read(self, image: Any) -> Reading:
         return self.reader.read(image)

@@ -13,16 +13,18 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
-from PIL import Image, UnidentifiedImageError
 
+from digit_studio import limits
 from digit_studio.about import CONFUSION_MATRIX, about_markdown
 from digit_studio.analysis import MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
 from digit_studio.errors import DigitStudioError
@@ -37,15 +39,17 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 CANVAS = (800, 400)  # width, height: room for a number, not a single digit
 BRUSH_PX = 14  # default brush: about a tenth of a digit drawn half the canvas high, like a felt pen
-CONCURRENCY = 2  # requests computed at once per event: this CPU's cores; more only adds context switches
+# Requests that run the models, computed at once across every event and the API (one concurrency group):
+# the machine's cores; more only adds context switches.
+CONCURRENCY = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
 QUEUE_SIZE = 64  # waiting requests beyond this are turned away with "queue full" rather than piling up
-MAX_UPLOAD_PIXELS = 4096 * 4096  # larger uploads are refused before decoding (memory stays bounded)
 REPORTS_KEPT = 32  # newest report files kept on disk
 SESSIONS_KEPT = 256  # gradio keeps each session's last values in memory (API clients never end theirs): bound it
 METHOD_LABELS = {
     "Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++", "HiResCAM": "hirescam",
     "Integrated Gradients": "integrated_gradients", "Occlusion": "occlusion",
 }
+READER_GROUP = {"concurrency_id": "reader", "concurrency_limit": CONCURRENCY}
 SKETCHPAD_KEYS = {"background", "layers", "composite"}
 DRAWING_HELP = ("send the drawing as an image file, gradio_client.handle_file('drawing.png'), or as the "
                 "sketchpad's value {'background': file, 'layers': [files], 'composite': file}")
@@ -70,7 +74,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def user_errors(fn: F) -> F:
     """Turn a DigitStudioError into a gr.Error (its message reaches the browser and gradio_client); log
-    anything else with its traceback and answer with a one-line message, so no request brings the app down."""
+    anything else on one line with an id and answer with a message that carries the id, so no request brings
+    the app down."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -81,8 +86,11 @@ def user_errors(fn: F) -> F:
         except gr.Error:
             raise
         except Exception as exc:  # the last line of defence of a public server
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"could not process this drawing ({type(exc).__name__}); {DRAWING_HELP}",
+            # One line per failure, with an id the person can quote: a public server must not fill its
+            # log with a traceback per request.
+            error_id = uuid.uuid4().hex[:8]
+            log.error("error %s in %s: %s: %s", error_id, fn.__name__, type(exc).__name__, exc)
+            raise gr.Error(f"could not process this drawing (error {error_id}); {DRAWING_HELP}",
                            print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
@@ -97,13 +105,7 @@ def _file_path(value: Any, what: str) -> str | None:
             and value["meta"].get("_type") == "gradio.FileData" and isinstance(value.get("path"), str)):
         raise DigitStudioError(f"{what} is not an uploaded file; {DRAWING_HELP}")
     path = value["path"]
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError):
-        raise DigitStudioError(f"{what} is not an image file (PNG, JPEG, WebP, …); {DRAWING_HELP}") from None
-    if width * height > MAX_UPLOAD_PIXELS:
-        raise DigitStudioError(f"{what} is {width}×{height} pixels; send at most {MAX_UPLOAD_PIXELS:,} pixels")
+    limits.open_image(Path(path), what).close()  # header only: format, size and bytes checked before decoding
     return path
 
 
@@ -119,6 +121,7 @@ def drawing_from_payload(payload: Any) -> Any:
     layers = payload.get("layers") or []
     if not isinstance(layers, list):
         raise DigitStudioError(f"the sketchpad's layers must be a list of files, got {type(layers).__name__}")
+    limits.check_layers(len(layers))
     return {
         "background": _file_path(payload.get("background"), "background"),
         "layers": [_file_path(layer, f"layer {i + 1}") for i, layer in enumerate(layers)],
@@ -282,7 +285,7 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
         current = gr.State(None)  # the Analysis on screen: read once per stroke, elaborated per option
         options = [current, method, why_not, count, temperature, steps]
         panels = [overlay, explanations, variations, start, end, walk, current]
-        private = {"api_visibility": "private"}
+        private = {"api_visibility": "private", **READER_GROUP}
         drawn = [read_button.click, pad.change]
         if example_files:
             drawn.append(example_set.load_input_event.then)  # an example reads as soon as it is on the canvas
@@ -299,8 +302,8 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                     show_progress="minimal", **private)
         prepare.click(make_report, [current, start, end, steps], download, **private)
 
-        gr.api(read, api_name="read")
-        gr.api(analyze, api_name="analyze")
+        gr.api(read, api_name="read", **READER_GROUP)
+        gr.api(analyze, api_name="analyze", **READER_GROUP)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
@@ -309,4 +312,4 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
     """Serve the studio; host and port default to GRADIO_SERVER_NAME/PORT (as on Hugging Face Spaces), else
     127.0.0.1:7860."""
     demo.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size="20mb",
-                theme=gr.themes.Soft(), show_error=False, state_session_capacity=SESSIONS_KEPT)
+                theme=gr.themes.Soft(), show_error=True, state_session_capacity=SESSIONS_KEPT)

@@ -25,6 +25,9 @@ FORMAT = "digit-studio/1"
 TRAIN_HINT = {"classifier": "python train_classifier.py", "vae": "python train_vae.py"}
 
 
+PLAIN_KEYS = {"format", "kind", "commit", "date"}  # stored as they are; every other entry is JSON
+
+
 def git_commit() -> str:
     """The checkout's commit, suffixed "-dirty" when files differ from it (the weights then come from code
     that no commit holds exactly); "unknown" outside a git checkout."""
@@ -55,9 +58,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, metadata: dic
     os.replace(tmp, path)
 
 
+def update_metadata(path: str | Path, kind: str, entries: dict[str, Any]) -> None:
+    """Add or replace metadata entries of a checkpoint, its weights untouched (a benchmark records what it
+    measured of the model, such as the VAE's not-a-digit threshold, where the model travels)."""
+    tensors, meta = read_checkpoint(path, kind)
+    header = {key: value if key in PLAIN_KEYS else json.dumps(value) for key, value in {**meta, **entries}.items()}
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    save_file(tensors, str(tmp), metadata=header)
+    os.replace(tmp, path)
+
+
 def _decode(meta: dict[str, str]) -> dict[str, Any]:
-    plain = {"format", "kind", "commit", "date"}
-    return {key: value if key in plain else json.loads(value) for key, value in meta.items()}
+    return {key: value if key in PLAIN_KEYS else json.loads(value) for key, value in meta.items()}
 
 
 def read_checkpoint(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -15,3 +15,7 @@ class DataError(DigitStudioError):
 
 class CheckpointError(DigitStudioError):
     pass
+
+
+class InputError(DigitStudioError):
+    """An input that is not an image the reader can use, or one beyond the limits (limits.py)."""

@@ -11,27 +11,22 @@ Very large images are shrunk first, so that time and memory stay bounded.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from scipy import ndimage
 
-from digit_studio.errors import DigitStudioError
+from digit_studio import limits
+from digit_studio.errors import InputError
 
 MAX_SIDE = 1024  # longer side of the working image; larger inputs are shrunk by an integer factor
-MAX_PIXELS = 400_000_000  # larger images are refused before being decoded
 MIN_CONTRAST = 24  # grey levels between background and ink below which nothing counts as ink
 FLAT = 0.6  # share of pixels within NEAR levels of the median that marks a flat (clean) background
 NEAR = 12
-
-
-class InputError(DigitStudioError):
-    """An input that is not an image the reader can use."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +70,7 @@ def _from_sketchpad(value: Mapping) -> InkMap:
     layers = value.get("layers") or []
     if not isinstance(layers, (list, tuple)):
         raise InputError(f"sketchpad 'layers' must be a list of images, got {type(layers).__name__}")
+    limits.check_layers(len(layers))
     rasters = [r for r in map(_rasterise, layers) if r is not None and r.alpha is not None and r.alpha.any()]
     if rasters:
         if len({(r.size, r.scale) for r in rasters}) > 1:
@@ -107,26 +103,19 @@ def _rasterise(image: Any) -> _Raster | None:
 
 
 def _open(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise InputError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+    image = limits.open_image(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            if image.width * image.height > MAX_PIXELS:
-                raise InputError(f"{path}: {image.width}×{image.height} is too large to read; scale it down")
-            image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size, much faster
-            image.load()
-        return ImageOps.exif_transpose(image)  # photographs are stored sideways more often than not
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path}: not an image file PIL can read ({exc.__class__.__name__})") from None
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size, much faster
+        image.load()
     except OSError as exc:
         raise InputError(f"{path}: cannot read the image ({exc})") from None
+    return ImageOps.exif_transpose(image)  # photographs are stored sideways more often than not
 
 
 def _from_pil(image: Image.Image) -> _Raster | None:
     if image.width == 0 or image.height == 0:
         return None
+    limits.check_size(image.width, image.height)
     size = image.size
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         return _from_array(np.asarray(image), size)
@@ -154,6 +143,7 @@ def _from_array(array: np.ndarray, size: tuple[int, int] | None = None) -> _Rast
         raise InputError(f"an image array must be H×W or H×W×C with C in 1..4, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         return None
+    limits.check_size(array.shape[1], array.shape[0])
     if not (array.dtype == bool or np.issubdtype(array.dtype, np.number)) or np.iscomplexobj(array):
         raise InputError(f"an image array must hold numbers, got dtype {array.dtype}")
     size = size or (array.shape[1], array.shape[0])
