@@ -9,42 +9,27 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
-import pytest
 
+import pytest
 from playwright import sync_api as playwright
+
+from digit_studio.synth import mouse_strokes
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium")  # Debian's build; playwright's own browser download is not used
-
-
-# Digits as polylines in a unit box (x right, y down), drawn as separate strokes: unambiguous shapes.
-STROKES: dict[str, list[list[tuple[float, float]]]] = {
-    "1": [[(0.35, 0.2), (0.55, 0.0), (0.55, 1.0)]],
-    "7": [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)]],
-    "0": [[(0.5, 0.0), (0.15, 0.2), (0.05, 0.5), (0.15, 0.8), (0.5, 1.0), (0.85, 0.8), (0.95, 0.5), (0.85, 0.2),
-           (0.5, 0.0)]],
-    "4": [[(0.6, 0.0), (0.0, 0.65), (1.0, 0.65)], [(0.7, 0.3), (0.7, 1.0)]],
-}
 NUMBER = "1704"
 EXAMPLE = "1984"  # examples/1984.png, the first example
 
 
 def draw(page, canvas_box: dict, number: str) -> None:
     """Write `number` across the middle of the drawing area, one mouse stroke per polyline."""
-    height = 0.45 * canvas_box["height"]
-    width, gap = 0.5 * height, 0.35 * height
-    left = canvas_box["x"] + (canvas_box["width"] - len(number) * (width + gap) + gap) / 2
-    top = canvas_box["y"] + (canvas_box["height"] - height) / 2
-    for i, digit in enumerate(number):
-        x0 = left + i * (width + gap)
-        for line in STROKES[digit]:
-            points = [(x0 + x * width, top + y * height) for x, y in line]
-            page.mouse.move(*points[0])
-            page.mouse.down()
-            for point in points[1:]:
-                page.mouse.move(*point)
-            page.mouse.up()
+    for points in mouse_strokes(number, canvas_box):
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
 
 
 def assert_images_visible(page, gallery: str) -> None:

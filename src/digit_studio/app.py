@@ -192,26 +192,32 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
     def show_panels(analysis: Analysis | None, method: str, why_not: bool, count: int, temperature: float,
                     steps: int):
         """Explanations, variations and the walk (first digit to last) of the reading on screen."""
-        if analysis is None:
-            analysis = studio.analyze(None, method=None, variations=0)
-        analysis = studio.elaborate(analysis, METHOD_LABELS.get(method, method), bool(why_not), int(count),
-                                    float(temperature))
+        analysis = elaborate(analysis, method, why_not, count, temperature)
         pictures = render(analysis)
         choices = _digit_choices(analysis)
         first, last = (choices[0][1], choices[-1][1]) if choices else (None, None)
         return (pictures.overlay, pictures.explanations, pictures.variations,
                 gr.Dropdown(choices=choices, value=first), gr.Dropdown(choices=choices, value=last),
-                walk_of(analysis, first, last, steps), analysis)
+                walk_of(analysis, first, last, steps))
+
+    def elaborate(analysis: Analysis | None, method: str, why_not: bool, count: int, temperature: float):
+        if analysis is None:
+            analysis = studio.analyze(None, method=None, variations=0)
+        return studio.elaborate(analysis, METHOD_LABELS.get(method, method), bool(why_not), int(count),
+                                float(temperature))
 
     @user_errors
     def show_walk(analysis: Analysis | None, start: int | None, end: int | None, steps: int):
         return None if analysis is None else walk_of(analysis, start, end, steps)
 
     @user_errors
-    def make_report(analysis: Analysis | None, start: int | None, end: int | None, steps: int):
-        """The report of exactly what is on screen."""
+    def make_report(analysis: Analysis | None, method: str, why_not: bool, count: int, temperature: float,
+                    start: int | None, end: int | None, steps: int):
+        """The report of the reading on screen with the options on screen (the same seed: the same maps and
+        variations the panels show)."""
         if analysis is None or not analysis.digits:
             raise DigitStudioError("draw a number first: the report describes the digits read")
+        analysis = elaborate(analysis, method, why_not, count, temperature)
         path = write_report(_report_path(analysis.reading.text), analysis, render(analysis),
                             walk_of(analysis, start, end, steps))
         return gr.DownloadButton(value=str(path), visible=True)
@@ -282,11 +288,15 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                 if CONFUSION_MATRIX.is_file():
                     gr.Image(str(CONFUSION_MATRIX), label="Confusion matrix, MNIST test set", interactive=False)
 
-        current = gr.State(None)  # the Analysis on screen: read once per stroke, elaborated per option
+        # The reading on screen, read once per stroke; only a new reading replaces it (a panel job that ends
+        # after a newer reading must not bring an older one back).
+        current = gr.State(None)
         options = [current, method, why_not, count, temperature, steps]
-        panels = [overlay, explanations, variations, start, end, walk, current]
+        panels = [overlay, explanations, variations, start, end, walk]
         private = {"api_visibility": "private", **READER_GROUP}
-        drawn = [read_button.click, pad.change]
+        # A person's strokes, undo and eraser (`input`) and Clear: `change` fires again for every value the
+        # sketchpad sets itself while exporting a stroke, each one a reading job.
+        drawn = [read_button.click, pad.input, pad.clear]
         if example_files:
             drawn.append(example_set.load_input_event.then)  # an example reads as soon as it is on the canvas
         for trigger in drawn:
@@ -300,7 +310,8 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
         for control in (start.input, end.input, steps.release):
             control(show_walk, [current, start, end, steps], walk, trigger_mode="always_last",
                     show_progress="minimal", **private)
-        prepare.click(make_report, [current, start, end, steps], download, **private)
+        prepare.click(make_report, [current, method, why_not, count, temperature, start, end, steps], download,
+                      **private)
 
         gr.api(read, api_name="read", **READER_GROUP)
         gr.api(analyze, api_name="analyze", **READER_GROUP)

@@ -367,3 +367,25 @@ def scan(drawing: Drawing, rng: np.random.Generator, underline: float = 0.3) -> 
     buffer = io.BytesIO()
     Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=int(rng.integers(60, 91)))
     return np.asarray(Image.open(buffer).convert("L"))
+
+
+# Digits as polylines in a unit box (x right, y down), one per pen stroke: unambiguous shapes for a real
+# browser's mouse (tests/test_browser.py, bench/browser.py).
+MOUSE_DIGITS: dict[str, list[list[tuple[float, float]]]] = {
+    "1": [[(0.35, 0.2), (0.55, 0.0), (0.55, 1.0)]],
+    "7": [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)]],
+    "0": [[(0.5, 0.0), (0.15, 0.2), (0.05, 0.5), (0.15, 0.8), (0.5, 1.0), (0.85, 0.8), (0.95, 0.5), (0.85, 0.2),
+           (0.5, 0.0)]],
+    "4": [[(0.6, 0.0), (0.0, 0.65), (1.0, 0.65)], [(0.7, 0.3), (0.7, 1.0)]],
+}
+
+
+def mouse_strokes(number: str, box: dict) -> list[list[tuple[float, float]]]:
+    """`number` (of MOUSE_DIGITS) written across the middle of `box` ({x, y, width, height} in page pixels),
+    as one polyline per pen stroke: digits half as wide as tall, a third of their height apart."""
+    height = min(0.45 * box["height"], 0.9 * box["width"] / (0.85 * len(number)))
+    width, gap = 0.5 * height, 0.35 * height
+    left = box["x"] + (box["width"] - len(number) * (width + gap) + gap) / 2
+    top = box["y"] + (box["height"] - height) / 2
+    return [[(left + i * (width + gap) + x * width, top + y * height) for x, y in line]
+            for i, digit in enumerate(number) for line in MOUSE_DIGITS[digit]]
