@@ -294,11 +294,13 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
         options = [current, method, why_not, count, temperature, steps]
         panels = [overlay, explanations, variations, start, end, walk]
         private = {"api_visibility": "private", **READER_GROUP}
-        # A person's strokes, undo and eraser (`input`) and Clear: `change` fires again for every value the
-        # sketchpad sets itself while exporting a stroke, each one a reading job.
-        drawn = [read_button.click, pad.input, pad.clear]
+        # `change`, not `input`: the sketchpad fires `input` when a stroke ends, before it has exported the
+        # stroke, so `input` sends the drawing as it was one stroke earlier. `change` follows the export
+        # (strokes, undo, eraser, Clear); always_last folds a burst into one job. An example put on the
+        # canvas fires neither, so its own event reads it.
+        drawn = [read_button.click, pad.change]
         if example_files:
-            drawn.append(example_set.load_input_event.then)  # an example reads as soon as it is on the canvas
+            drawn.append(example_set.load_input_event.then)
         for trigger in drawn:
             trigger(on_drawing, pad, [shown, current, download], trigger_mode="always_last",
                     show_progress="hidden", **private).then(
