@@ -37,8 +37,8 @@ def main() -> None:
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     args = parser.parse_args()
     # torch and gradio load only now: --help answers at once
-    from digit_studio.analysis import Studio
-    from digit_studio.app import CONCURRENCY, build_app, launch
+    from digit_studio.studio.analysis import Studio
+    from digit_studio.studio.app import CONCURRENCY, build_app, launch
 
     studio = Studio.from_checkpoints(args.classifier, args.vae, explainers=CONCURRENCY)
     launch(build_app(studio, classifier=args.classifier, vae=args.vae), args.host, args.port, args.share)

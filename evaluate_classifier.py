@@ -26,11 +26,11 @@ def main() -> None:
     args = parser.parse_args()
     config = config_from_args(args, ClassifierConfig)
     # torch and the models load only now: --help answers at once
-    from digit_studio.data import load_mnist
-    from digit_studio.evaluation import evaluate_checkpoint
-    from digit_studio.explain.overlay import plot_misclassified_explanations
     from digit_studio.models.classifier import load_classifier
     from digit_studio.runtime import resolve_device
+    from digit_studio.training.data import load_mnist
+    from digit_studio.training.evaluation import evaluate_checkpoint
+    from digit_studio.training.explanation_figures import plot_misclassified_explanations
 
     started = time.perf_counter()
     checkpoint, device = args.checkpoint or config.output.checkpoint, resolve_device(config.device)

@@ -8,19 +8,15 @@ its configs and metrics), results/classifier/metrics.json and the training curve
 
 from __future__ import annotations
 
-
 from digit_studio import cli
 from digit_studio.cli import run_script
-from digit_studio.config import ClassifierConfig, add_config_arguments, config_from_args
+from digit_studio.config import ClassifierConfig, config_from_args
 
 
 def main() -> None:
-    parser = cli.parser(__doc__)
-    add_config_arguments(parser, ClassifierConfig, "configs/classifier.yaml")
-    parser.add_argument("--resume", metavar="FILE", help="continue from a .resume.pt file written during training")
-    args = parser.parse_args()
+    args = cli.training_parser(__doc__, ClassifierConfig, "configs/classifier.yaml").parse_args()
     config = config_from_args(args, ClassifierConfig)
-    from digit_studio.training import train_classifier  # torch loads only now: --help answers at once
+    from digit_studio.training.classifier import train_classifier  # torch loads only now: --help answers at once
 
     metrics = train_classifier(config, resume=args.resume)
     print(

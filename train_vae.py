@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from digit_studio import cli
 from digit_studio.cli import run_script
-from digit_studio.config import VAEConfig, add_config_arguments, config_from_args
+from digit_studio.config import VAEConfig, config_from_args
 
 
 def main() -> None:
-    parser = cli.parser(__doc__)
-    add_config_arguments(parser, VAEConfig, "configs/vae.yaml")
-    config = config_from_args(parser.parse_args(), VAEConfig)
-    from digit_studio.vae_training import train_vae  # torch loads only now: --help answers at once
+    args = cli.training_parser(__doc__, VAEConfig, "configs/vae.yaml").parse_args()
+    config = config_from_args(args, VAEConfig)
+    from digit_studio.training.vae import train_vae  # torch loads only now: --help answers at once
 
-    m = train_vae(config)
+    m = train_vae(config, resume=args.resume)
     iw = m["iw_subset"]
     print(
         f"best epoch {m['best_epoch']}: test negative ELBO {m['test_negative_elbo']:.2f} "

@@ -26,17 +26,30 @@ import torch.nn.functional as F
 from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
-from digit_studio.data import load_mnist
 from digit_studio.explain import (
-    CANDIDATE_LAYERS, DEFAULT_LAYER, DEFAULT_STEPS, METHODS, Faithfulness, Method, Objective, explain, get_method,
+    CANDIDATE_LAYERS,
+    DEFAULT_LAYER,
+    DEFAULT_STEPS,
+    METHODS,
+    Faithfulness,
+    Method,
+    Objective,
+    explain,
+    get_method,
 )
 from digit_studio.explain.faithfulness import curves, ink_ranks
-from digit_studio.explain.overlay import Box, plot_drawing_explanation, plot_explanations
-from digit_studio.explain.sanity import (
-    WELL_BELOW, cascading_randomization, label_randomization, label_randomization_models, passes_cascading,
+from digit_studio.explain.overlay import Box
+from digit_studio.models.classifier import load_classifier
+from digit_studio.research.sanity import (
+    WELL_BELOW,
+    cascading_randomization,
+    label_randomization,
+    label_randomization_models,
+    passes_cascading,
     passes_label_randomization,
 )
-from digit_studio.models.classifier import load_classifier
+from digit_studio.training.data import load_mnist
+from digit_studio.training.explanation_figures import plot_drawing_explanation, plot_explanations
 
 CAMS = ("gradcam", "gradcam++", "hirescam")
 

@@ -30,10 +30,10 @@ from pytorch_grad_cam import GradCAM as LibraryGradCAM
 from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
-from digit_studio.data import load_mnist
 from digit_studio.explain import DEFAULT_LAYER, METHODS, explain
 from digit_studio.explain.base import unit_range
 from digit_studio.models.classifier import load_classifier
+from digit_studio.training.data import load_mnist
 
 
 def median_ms(calls: dict[str, Callable[[], object]], repeats: int, block: int = 5) -> dict[str, float]:

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from digit_studio.analysis import Studio
 from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
-from digit_studio.render import render
+from digit_studio.studio.analysis import Studio
+from digit_studio.studio.render import render
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "bench" / "load.json"

@@ -32,9 +32,9 @@ from tqdm import tqdm
 from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
-from digit_studio.inputs import ink_map
-from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
-from digit_studio.realdigits import MEASURE_FILES, load_realdigits
+from digit_studio.reading.inputs import ink_map
+from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
+from digit_studio.training.realdigits import MEASURE_FILES, load_realdigits
 
 CANVAS, SIDE = 280, 160
 BARS = {"optdigits_windep": {"exact": 0.99, "one_symbol": 0.997}, "semeion": {"exact": 0.96, "one_symbol": 0.997}}

@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 
 from digit_studio.config import ClassifierConfig, load_config
-from digit_studio.data import load_mnist, load_splits
 from digit_studio.models.classifier import DigitCNN, count_parameters
 from digit_studio.runtime import seed_everything
-from digit_studio.training import CHANNELS_LAST, make_optimizer, make_scheduler, train_epoch
+from digit_studio.training.classifier import CHANNELS_LAST, ClassifierTask
+from digit_studio.training.loop import make_optimizer, make_scheduler, train_epoch
+from digit_studio.training.data import load_mnist, load_splits
 
 OUT = Path("results/bench/train_speed.json")
 
@@ -39,11 +40,13 @@ def main() -> None:
     test = load_mnist(config.data, train=False)
 
     model = DigitCNN(config.model).to(memory_format=CHANNELS_LAST)
-    optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config, math.ceil(len(train) / config.training.batch_size))
-    train_epoch(model, optimizer, scheduler, train, config, generator, device, 10, "warm-up")
+    t = config.training
+    optimizer = make_optimizer(model, t.lr, t.weight_decay)
+    scheduler = make_scheduler(optimizer, t.schedule, t.lr, math.ceil(len(train) / t.batch_size))
+    task = ClassifierTask(train, config, device)
+    train_epoch(model, task, optimizer, scheduler, generator, t.batch_size, 10, "warm-up")
     started = time.perf_counter()
-    train_epoch(model, optimizer, scheduler, train, config, generator, device, args.steps, "timed")
+    train_epoch(model, task, optimizer, scheduler, generator, t.batch_size, args.steps, "timed")
     train_rate = args.steps * config.training.batch_size / (time.perf_counter() - started)
 
     model.eval()

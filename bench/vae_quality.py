@@ -8,7 +8,7 @@
 2. Atypicality: AUROC of the score separating those MNIST test digits (negatives) from each kind of
    non-digit (positives): random pen strokes, blank canvases with speckle noise, capital letters drawn
    with straight strokes, and the same test digits rotated by 90°. Strokes and letters are drawn with
-   PIL on a large canvas and fitted the MNIST way by digit_studio.crops.mnist_crops, as the studio does
+   PIL on a large canvas and fitted the MNIST way by digit_studio.reading.crops.mnist_crops, as the studio does
    with a drawing.
 
 Writes results/bench/vae_quality.json and pictures (variations, interpolations, non-digits) to
@@ -31,12 +31,12 @@ from scipy.stats import mannwhitneyu
 
 from digit_studio.checkpoint import update_metadata
 from digit_studio.config import DataConfig
-from digit_studio.crops import mnist_crops
-from digit_studio.data import load_mnist
 from digit_studio.generation import DEFAULT_TEMPERATURE, atypicality, interpolate, reconstruct, variations
 from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import load_vae
-from digit_studio.plots import plot_digit_grid
+from digit_studio.reading.crops import mnist_crops
+from digit_studio.training.data import load_mnist
+from digit_studio.training.plots import plot_digit_grid
 
 OUT = Path("results/bench/vae_quality.json")
 PICTURES = Path("results/vae")

@@ -16,10 +16,10 @@ from PIL import Image
 
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
-from digit_studio.data import load_mnist
 from digit_studio.errors import DataError
-from digit_studio.reader import Reader
-from digit_studio.synth import Style, draw_number, pick_digits
+from digit_studio.reading.reader import Reader
+from digit_studio.research.synth import Style, draw_number, pick_digits
+from digit_studio.training.data import load_mnist
 
 HERE = Path(__file__).resolve().parent
 NUMBERS = ("1984", "305", "27.5", "86420", "314159")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from digit_studio.config import DataConfig
-from digit_studio.data import DATA_ENV, Split, load_mnist
+from digit_studio.training.data import DATA_ENV, Split, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIER_CHECKPOINT = ROOT / "checkpoints" / "classifier.safetensors"

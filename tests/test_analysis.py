@@ -12,12 +12,12 @@ import pytest
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
-from digit_studio.analysis import NOT_A_DIGIT_ABOVE, Studio
 from digit_studio.checkpoint import PLAIN_KEYS, read_checkpoint
 from digit_studio.errors import DigitStudioError
-from digit_studio.render import crop_region, render
-from digit_studio.report import write_report
-from digit_studio.synth import draw_number, pick_digits
+from digit_studio.research.synth import draw_number, pick_digits
+from digit_studio.studio.analysis import NOT_A_DIGIT_ABOVE, Studio
+from digit_studio.studio.render import crop_region, render
+from digit_studio.studio.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SIX_DIGITS = ROOT / "examples" / "314159.png"
@@ -179,7 +179,7 @@ def test_report_holds_everything(six, tmp_path: Path) -> None:
 
 
 def test_about_page_shows_measured_figures() -> None:
-    from digit_studio.about import about_markdown
+    from digit_studio.studio.about import about_markdown
 
     evaluation = json.loads((ROOT / "results/classifier/evaluation.json").read_text())
     text = about_markdown(ROOT / "checkpoints/classifier.safetensors", ROOT / "checkpoints/vae.safetensors")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from digit_studio.augment import augment, random_break
 from digit_studio.config import AugmentConfig
-from digit_studio.data import Split
+from digit_studio.training.augment import augment, random_break
+from digit_studio.training.data import Split
 
 
 def test_same_seed_same_batch(mnist_test: Split) -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from digit_studio.config import DataConfig
-from digit_studio.data import DATA_ENV, Split, data_root, load_splits
 from digit_studio.errors import DataError
+from digit_studio.training.data import DATA_ENV, Split, data_root, load_splits
 
 
 def test_test_set(mnist_test: Split) -> None:

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from digit_studio.data import Split
 from digit_studio.errors import DigitStudioError
-from digit_studio.evaluation import predict
 from digit_studio.explain import explain
-from digit_studio.explain.overlay import (
-    INK_SHADE, drawing_overlay, heat_overlay, plot_drawing_explanation, plot_explanations,
+from digit_studio.explain.overlay import INK_SHADE, drawing_overlay, heat_overlay
+from digit_studio.training.data import Split
+from digit_studio.training.evaluation import predict
+from digit_studio.training.explanation_figures import (
+    plot_drawing_explanation,
+    plot_explanations,
     plot_misclassified_explanations,
 )
 

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 import pytest
 
 from digit_studio.config import DataConfig
-from digit_studio.data import load_mnist
 from digit_studio.explain import METHODS, Method
 from digit_studio.explain.base import Attribution
-from digit_studio.explain.sanity import (
-    cascading_randomization, label_randomization, label_randomization_models, passes_cascading,
+from digit_studio.research.sanity import (
+    cascading_randomization,
+    label_randomization,
+    label_randomization_models,
+    passes_cascading,
     passes_label_randomization,
 )
+from digit_studio.training.data import load_mnist
 
 CASCADE_FAILURES = {
     "gradcam++": "at the last conv layer of a GAP network Grad-CAM++ weighs channels by their gradient's sign "

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digit_studio.data import Split
-from digit_studio.reader import Reader, Reading
-from digit_studio.segmentation import SegmentConfig
-from digit_studio.synth import hostile_drawings
+from digit_studio.reading.reader import Reader, Reading
+from digit_studio.reading.segmentation import SegmentConfig
+from digit_studio.research.synth import hostile_drawings
+from digit_studio.training.data import Split
 
 CLASSIFIER_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier.safetensors"
 

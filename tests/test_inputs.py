@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_studio.inputs import MAX_SIDE, InputError, ink_map
+from digit_studio.reading.inputs import MAX_SIDE, InputError, ink_map
 
 H, W = 120, 200
 

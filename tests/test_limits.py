@@ -10,7 +10,7 @@ from PIL import Image
 
 from digit_studio import limits
 from digit_studio.errors import InputError
-from digit_studio.inputs import ink_map
+from digit_studio.reading.inputs import ink_map
 
 
 def test_pil_itself_refuses_what_the_studio_refuses() -> None:

@@ -9,11 +9,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digit_studio.crops import BOX, MNIST_STROKE, NORM, SIZE, _morph_step, dilate, erode, mnist_crops, stroke_width
-from digit_studio.data import Split
-from digit_studio.inputs import InputError
-from digit_studio.reader import EMPTY, UNCERTAIN_BELOW, Reader, Reading
-from digit_studio.synth import Style, draw_number, pick_digits, render_digit
+from digit_studio.reading.crops import (
+    BOX,
+    MNIST_STROKE,
+    NORM,
+    SIZE,
+    _morph_step,
+    dilate,
+    erode,
+    mnist_crops,
+    stroke_width,
+)
+from digit_studio.reading.inputs import InputError
+from digit_studio.reading.reader import EMPTY, UNCERTAIN_BELOW, Reader, Reading
+from digit_studio.research.synth import Style, draw_number, pick_digits, render_digit
+from digit_studio.training.data import Split
 
 CLASSIFIER_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier.safetensors"
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from digit_studio.config import DataConfig, RealDataConfig
-from digit_studio.data import DATA_ENV
 from digit_studio.errors import DataError
-from digit_studio.realdigits import MEASURE_FILES, TRAIN_FILE, load_realdigits, real_splits
+from digit_studio.training.data import DATA_ENV
+from digit_studio.training.realdigits import MEASURE_FILES, TRAIN_FILE, load_realdigits, real_splits
 
 
 @pytest.mark.parametrize("name, count, side", [(TRAIN_FILE, 1934, 32), (MEASURE_FILES["optdigits_windep"], 1797, 32),

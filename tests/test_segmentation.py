@@ -10,9 +10,9 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from digit_studio.inputs import ink_map
-from digit_studio.reader import Reader
-from digit_studio.segmentation import Segmentation, segment
+from digit_studio.reading.inputs import ink_map
+from digit_studio.reading.reader import Reader
+from digit_studio.reading.segmentation import Segmentation, segment
 
 CLASSIFIER_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier.safetensors"
 

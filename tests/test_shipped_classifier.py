@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from digit_studio.data import Split
-from digit_studio.evaluation import calibration, predict
 from digit_studio.models.classifier import count_parameters, load_classifier
+from digit_studio.training.data import Split
+from digit_studio.training.evaluation import calibration, predict
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints" / "classifier.safetensors"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from digit_studio.augment import reshaped_copies
-from digit_studio.data import Split
-from digit_studio.styles import STYLED_CLASSES, STYLES, styled_copies, stylise
+from digit_studio.training.augment import reshaped_copies
+from digit_studio.training.data import Split
+from digit_studio.training.styles import STYLED_CLASSES, STYLES, styled_copies, stylise
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 
 from digit_studio.config import ClassifierConfig, DataConfig
 from digit_studio.models.classifier import load_classifier
-from digit_studio.training import resume_path, train_classifier
+from digit_studio.training.classifier import train_classifier
+from digit_studio.training.loop import resume_path
 
 
 def small_config(tmp_path: Path, **training: int) -> ClassifierConfig:

@@ -11,12 +11,18 @@ import torch
 
 from digit_studio.checkpoint import save_checkpoint
 from digit_studio.config import (
-    DataConfig, VAEConfig, VAEModelConfig, add_config_arguments, config_from_args, load_config, to_dict,
+    DataConfig,
+    VAEConfig,
+    VAEModelConfig,
+    add_config_arguments,
+    config_from_args,
+    load_config,
+    to_dict,
 )
 from digit_studio.errors import CheckpointError, ConfigError, DataError
 from digit_studio.generation import as_digit_batch, atypicality, interpolate, reconstruct, variations
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.vae_training import train_vae
+from digit_studio.training.vae import train_vae
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from digit_studio.data import Split
 from digit_studio.generation import DEFAULT_TEMPERATURE, atypicality, variations
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.vae_training import evaluate_elbo, evaluate_iw_nll, fixed_binarization
+from digit_studio.training.data import Split
+from digit_studio.training.vae import evaluate_elbo, evaluate_iw_nll, fixed_binarization
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints" / "vae.safetensors"

@@ -20,7 +20,7 @@ from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
 
 if TYPE_CHECKING:
-    from digit_studio.reader import Reading
+    from digit_studio.reading.reader import Reading
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def _line(path: str, reading: Reading, as_json: bool, with_path: bool) -> str:
 
 def main() -> int:
     args = _parser().parse_args()
-    from digit_studio.reader import Reader  # torch loads only now: --help answers at once
+    from digit_studio.reading.reader import Reader  # torch loads only now: --help answers at once
 
     reader = Reader.from_checkpoint(args.classifier, args.vae)  # a bad checkpoint stops everything: run_script
     failed = 0

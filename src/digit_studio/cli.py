@@ -17,6 +17,17 @@ def parser(doc: str | None, **kwargs) -> argparse.ArgumentParser:
                                    allow_abbrev=False, **kwargs)
 
 
+def training_parser(doc: str | None, config_class: type, default_config: str) -> argparse.ArgumentParser:
+    """A training script's parser: --config, one option per config value, and --resume."""
+    from digit_studio.config import add_config_arguments
+
+    result = parser(doc)
+    add_config_arguments(result, config_class, default_config)
+    result.add_argument("--resume", metavar="FILE",
+                        help="continue from the .resume.pt file a run leaves beside its checkpoint after each epoch")
+    return result
+
+
 def run_script(main: Callable[[], int | None]) -> None:
     try:
         code = main()

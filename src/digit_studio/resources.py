@@ -1,10 +1,21 @@
-"""Where the shipped models are: found from the source tree, not from the working directory, so that the
-studio and the command line behave the same wherever they are started."""
+"""Where the shipped files are: the checkpoints, the examples and the measured figures in results/. In a
+checkout they sit beside src/; after `pip install .` they sit under the environment's share/digit-studio/,
+where pyproject's data-files puts them. Found from the code's own location, never from the working
+directory, so the studio and the command line behave the same wherever they are started."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: src/digit_studio/ is two levels down
+
+def _root() -> Path:
+    checkout = Path(__file__).resolve().parents[2]  # src/digit_studio/ is two levels down
+    return checkout if (checkout / "checkpoints").is_dir() else Path(sys.prefix) / "share" / "digit-studio"
+
+
+ROOT = _root()
 CLASSIFIER = ROOT / "checkpoints" / "classifier.safetensors"
 VAE = ROOT / "checkpoints" / "vae.safetensors"
+EXAMPLES = ROOT / "examples"
+RESULTS = ROOT / "results"

@@ -19,7 +19,14 @@ from torch import nn
 
 from digit_studio.errors import DigitStudioError
 from digit_studio.explain.base import (
-    Explanation, Method, Objective, TargetSpec, check_images, check_model, resolve_objective, unit_range,
+    Explanation,
+    Method,
+    Objective,
+    TargetSpec,
+    check_images,
+    check_model,
+    resolve_objective,
+    unit_range,
 )
 from digit_studio.explain.cam import CANDIDATE_LAYERS, DEFAULT_LAYER
 from digit_studio.explain.faithfulness import DEFAULT_STEPS, Faithfulness, faithfulness

@@ -1,4 +1,5 @@
-"""Pictures of explanations: heat maps over digits, over a whole drawing, and figure files.
+"""Explanation maps as pictures: heat maps over digits and over a whole drawing (arrays; the figure files
+that show them are drawn by training/explanation_figures.py).
 
 Images follow MNIST's convention (ink intensity in [0, 1], 1 = ink; uint8 is read as /255) and are shown
 as grey ink on white paper. A map's colour is blended in proportionally to its value, so unimportant
@@ -8,21 +9,14 @@ regions keep showing the paper and the strokes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from digit_studio.data import Split
 from digit_studio.errors import DigitStudioError
-from digit_studio.evaluation import predict
-from digit_studio.explain import Explanation, Method, explain
-from digit_studio.plots import _save  # also selects matplotlib's Agg backend
-
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+from digit_studio.explain.base import Explanation
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in drawing pixels, x1 and y1 exclusive
 
@@ -88,86 +82,3 @@ def faithfulness_caption(explanation: Explanation, index: int) -> str:
         f"del {f.deletion_auc[index]:.2f} ({f.random_deletion_auc[index]:.2f})\n"
         f"ins {f.insertion_auc[index]:.2f} ({f.random_insertion_auc[index]:.2f})"
     )
-
-
-def plot_explanations(
-    images: torch.Tensor, explanations: Sequence[Explanation], titles: Sequence[str], path: str | Path,
-    title: str = "", cmap: str = "jet",
-) -> None:
-    """One row per digit: the digit, then each explanation's overlay captioned with its faithfulness
-    (deletion / insertion AUC, the random order's in brackets)."""
-    rows, columns = len(images), len(explanations) + 1
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.55, rows * 1.75), squeeze=False)
-    probabilities = explanations[0].probabilities
-    for i in range(rows):
-        axes[i, 0].imshow(1 - images[i, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-        axes[i, 0].set_title(f"read {probabilities[i].argmax()} ({probabilities[i].max():.2f})", fontsize=8)
-        for j, explanation in enumerate(explanations, start=1):
-            axes[i, j].imshow(heat_overlay(images[i : i + 1], explanation.maps[i : i + 1], cmap)[0])
-            axes[i, j].set_xlabel(faithfulness_caption(explanation, i), fontsize=6.5)
-            if i == 0:
-                axes[i, j].set_title(titles[j - 1], fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10)
-    _save(fig, path)
-
-
-def plot_drawing_explanation(
-    drawing: np.ndarray, boxes: Sequence[Box], explanation: Explanation, path: str | Path, title: str = "",
-    cmap: str = "jet",
-) -> None:
-    """The drawing with every digit's map on it, each box labelled with the reading and its faithfulness."""
-    fig, ax = plt.subplots(figsize=(drawing.shape[1] / 40, drawing.shape[0] / 40 + 0.8))
-    ax.imshow(drawing_overlay(drawing, boxes, explanation.maps, cmap))
-    f = explanation.faithfulness
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
-        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=0.8, ec="0.4", ls="--"))
-        label = f"{explanation.target[i]} ({explanation.probabilities[i].max():.2f})"
-        if f is not None:
-            label += f"\ndel {f.deletion_auc[i]:.2f} vs {f.random_deletion_auc[i]:.2f}"
-        ax.text((x0 + x1) / 2, y1 + 2, label, ha="center", va="top", fontsize=7)
-    ax.set_ylim(drawing.shape[0] + 24, -0.5)
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=9)
-    _save(fig, path)
-
-
-def plot_misclassified_explanations(
-    model: nn.Module, split: Split, path: str | Path, method: str | Method = "gradcam", limit: int = 12,
-    batch_size: int = 1000, columns: int = 4, **options: object,
-) -> int:
-    """Misclassified digits of `split` (the first `limit`), each with the map for the class the model read
-    and the map for the true class. Returns how many digits of the split are misclassified."""
-    probabilities = predict(model, split, batch_size, next(model.parameters()).device)
-    wrong = (probabilities.argmax(1) != split.labels).nonzero().flatten()
-    shown = wrong[:limit]
-    rows = max(1, -(-len(shown) // columns))
-    fig, axes = plt.subplots(rows, 3 * columns, figsize=(3 * columns * 1.15, rows * 1.45), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    if len(shown):
-        images, labels = split.batch(shown)
-        read = explain(model, images, method, "predicted", faithfulness_steps=None, **options)
-        truth = explain(model, images, method, labels, faithfulness_steps=None, **options)
-        for k in range(len(shown)):
-            row, col = divmod(k, columns)
-            panels = (
-                (1 - images[k, 0].numpy(),
-                 f"true {labels[k]}, read {read.target[k]}\n(p={read.probabilities[k].max():.2f})"),
-                (heat_overlay(images[k : k + 1], read.maps[k : k + 1])[0], f"why {read.target[k]}"),
-                (heat_overlay(images[k : k + 1], truth.maps[k : k + 1])[0], f"why {labels[k]}?"),
-            )
-            for offset, (picture, caption) in enumerate(panels):
-                ax = axes[row, 3 * col + offset]
-                ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
-                ax.set_title(caption, fontsize=7, color="firebrick" if offset == 0 else "black")
-    name = method if isinstance(method, str) else method.name
-    fig.suptitle(
-        f"{len(wrong)} misclassified of {len(split)}: {name} map for the class read and for the true class", fontsize=9
-    )
-    _save(fig, path)
-    return len(wrong)

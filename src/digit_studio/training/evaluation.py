@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from digit_studio.config import DataConfig
-from digit_studio.data import Split, load_mnist
-from digit_studio.plots import plot_confusion, plot_digit_grid, plot_reliability
+from digit_studio.training.data import Split, load_mnist
+from digit_studio.training.plots import plot_confusion, plot_digit_grid, plot_reliability
 
 
 @torch.inference_mode()

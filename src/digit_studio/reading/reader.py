@@ -26,12 +26,12 @@ import torch
 from torch import nn
 
 from digit_studio import resources
-from digit_studio.crops import mnist_crops
 from digit_studio.generation import atypicality
-from digit_studio.inputs import InkMap, ink_map
 from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.segmentation import SEPARATORS, Piece, SegmentConfig, segment
+from digit_studio.reading.crops import mnist_crops
+from digit_studio.reading.inputs import InkMap, ink_map
+from digit_studio.reading.segmentation import SEPARATORS, Piece, SegmentConfig, segment
 
 DEFAULT_CLASSIFIER = resources.CLASSIFIER
 DEFAULT_VAE = resources.VAE

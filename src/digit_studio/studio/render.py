@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from digit_studio.analysis import Analysis, DigitAnalysis, DigitExplanation
 from digit_studio.explain.overlay import blend, drawing_overlay
+from digit_studio.studio.analysis import Analysis, DigitAnalysis, DigitExplanation
 
 ZOOM = 4  # screen pixels per MNIST pixel in the galleries
 GAP = 2  # MNIST pixels of paper between the digits of a strip

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digit_studio.analysis import Analysis
-from digit_studio.render import Pictures, rgb
+from digit_studio.studio.analysis import Analysis
+from digit_studio.studio.render import Pictures, rgb
 
 
 def _png(image: np.ndarray) -> bytes:

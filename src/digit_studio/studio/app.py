@@ -24,19 +24,18 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from digit_studio import limits
-from digit_studio.about import CONFUSION_MATRIX, about_markdown
-from digit_studio.analysis import MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
+from digit_studio import limits, resources
 from digit_studio.errors import DigitStudioError
 from digit_studio.generation import DEFAULT_TEMPERATURE
-from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE
-from digit_studio.render import render, strip
-from digit_studio.report import write_report
+from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE
+from digit_studio.studio.about import CONFUSION_MATRIX, about_markdown
+from digit_studio.studio.analysis import MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
+from digit_studio.studio.render import render, strip
+from digit_studio.studio.report import write_report
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = resources.EXAMPLES
 CANVAS = (800, 400)  # width, height: room for a number, not a single digit
 BRUSH_PX = 14  # default brush: about a tenth of a digit drawn half the canvas high, like a felt pen
 # Requests that run the models, computed at once across every event and the API (one concurrency group):

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from digit_studio import resources
 from digit_studio.checkpoint import read_checkpoint
 from digit_studio.errors import CheckpointError
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "results"
+RESULTS = resources.RESULTS
 CONFUSION_MATRIX = RESULTS / "classifier" / "confusion_matrix.png"
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from digit_studio.crops import stroke_width
+from digit_studio.reading.crops import stroke_width
 
 FAR = -1e4  # where unused segment ends lie: no pixel is near them
 

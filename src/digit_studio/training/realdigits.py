@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from digit_studio.config import DataConfig, RealDataConfig
-from digit_studio.crops import mnist_crops
-from digit_studio.data import DATA_ENV, Split, data_root
 from digit_studio.errors import DataError
+from digit_studio.reading.crops import mnist_crops
+from digit_studio.training.data import DATA_ENV, Split, data_root
 
 FOLDER = "realdigits"
 TRAIN_FILE = "optdigits-orig.tra"

@@ -1,49 +1,40 @@
 """VAE training and evaluation: dynamically binarized MNIST, KL warm-up, best epoch chosen by validation
 negative ELBO, sample grids along the way, and test-set figures in nats at the end.
 
-Optimiser, schedule, seeding and device handling are the classifier's (digit_studio.training/runtime).
+The optimiser, schedule, best-epoch selection and resume files are the shared loop's (loop.py).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from torch import nn
 
 from digit_studio.config import VAEConfig
-from digit_studio.data import Split, load_mnist, load_splits
 from digit_studio.generation import reconstruct
 from digit_studio.models.classifier import count_parameters
 from digit_studio.models.vae import (
-    ConvVAE, bernoulli_nll, gaussian_kl, importance_weighted_nll, negative_elbo,
+    ConvVAE,
+    bernoulli_nll,
+    gaussian_kl,
+    importance_weighted_nll,
+    negative_elbo,
 )
-from digit_studio.plots import plot_digit_grid
 from digit_studio.runtime import resolve_device, seed_everything
-from digit_studio.training import CHANNELS_LAST, make_optimizer, make_scheduler, save_run
+from digit_studio.training.classifier import CHANNELS_LAST
+from digit_studio.training.data import Split, load_mnist, load_splits
+from digit_studio.training.loop import fit, save_run
+from digit_studio.training.plots import plot_digit_grid
 
 BINARIZATION = (
     "stochastic: each pixel is 1 with probability equal to its grey level (torch.bernoulli), "
     "drawn once with a fixed seed"
 )
-
-
-@dataclass
-class VAEEpochRecord:
-    epoch: int
-    train_loss: float  # reconstruction + beta_t * KL, what was minimised
-    train_negative_elbo: float
-    val_negative_elbo: float
-    val_reconstruction: float
-    val_kl: float
-    kl_weight: float
-    lr: float
-    seconds: float
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -104,46 +95,46 @@ def kl_weight(step: int, config: VAEConfig, steps_per_epoch: int) -> float:
     return config.training.beta * (min(1.0, step / warmup) if warmup > 0 else 1.0)
 
 
-def train_epoch(
-    model: ConvVAE,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    train: Split,
-    config: VAEConfig,
-    generator: torch.Generator,
-    device: torch.device,
-    first_step: int,
-    steps_left: int | None,
-    description: str,
-) -> tuple[float, list[float]]:
-    """One pass over freshly binarized `train` in a seeded order. Returns the mean negative ELBO and the
-    per-step losses (reconstruction + β_t·KL, what was minimised)."""
-    model.train()
-    t = config.training
-    steps_per_epoch = math.ceil(len(train) / t.batch_size)
-    batches = list(torch.randperm(len(train), generator=generator).split(t.batch_size))
-    if steps_left is not None:
-        batches = batches[:steps_left]
-    step_losses: list[float] = []
-    elbo_sum = 0.0
-    bar = tqdm(batches, desc=description, leave=False, dynamic_ncols=True)
-    for i, index in enumerate(bar):
-        images, _ = train.batch(index)
-        x = binarize(images, generator).to(device, memory_format=CHANNELS_LAST)
+@dataclass
+class VAETask:
+    """Reconstruction + β_t·KL on freshly binarized training digits; the best epoch has the lowest
+    validation negative ELBO. Every `sample_every` epochs, sample and reconstruction grids."""
+
+    train: Split
+    val_binary: torch.Tensor
+    val_examples: tuple[torch.Tensor, torch.Tensor]  # 20 validation digits and labels for the grids
+    config: VAEConfig
+    device: torch.device
+    write_outputs: bool = True
+
+    @property
+    def size(self) -> int:
+        return len(self.train)
+
+    def step(self, model: nn.Module, index: torch.Tensor, generator: torch.Generator,
+             step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        images, _ = self.train.batch(index)
+        x = binarize(images, generator).to(self.device, memory_format=CHANNELS_LAST)
         logits, mean, logvar = model(x)
         reconstruction = bernoulli_nll(logits, x).mean()
         kl = gaussian_kl(mean, logvar).mean()
-        weight = kl_weight(first_step + i, config, steps_per_epoch)
-        loss = reconstruction + weight * kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        step_losses.append(loss.item())
-        elbo_sum += reconstruction.item() + kl.item()
-        bar.set_postfix(rec=f"{reconstruction.item():.1f}", kl=f"{kl.item():.1f}", beta=f"{weight:.2f}",
-                        nelbo=f"{elbo_sum / (i + 1):.2f}")
-    return elbo_sum / max(len(batches), 1), step_losses
+        loss = reconstruction + kl_weight(step, self.config, self._steps_per_epoch) * kl
+        return loss, {"negative_elbo": reconstruction.item() + kl.item()}
+
+    @property
+    def _steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train) / self.config.training.batch_size)
+
+    def evaluate(self, model: nn.Module, epoch: int) -> tuple[float, dict[str, Any]]:
+        t = self.config.training
+        terms = evaluate_elbo(model, self.val_binary, t.eval_batch_size, self.device, seed=self.config.seed)
+        if self.write_outputs and t.sample_every and epoch % t.sample_every == 0:
+            write_pictures(model, *self.val_examples, Path(self.config.output.samples_dir), f"epoch_{epoch:03d}",
+                           self.device)
+        return -terms["negative_elbo"], {
+            "val_negative_elbo": terms["negative_elbo"], "val_reconstruction": terms["reconstruction"],
+            "val_kl": terms["kl"], "kl_weight": kl_weight(epoch * self._steps_per_epoch, self.config,
+                                                          self._steps_per_epoch)}
 
 
 @torch.inference_mode()
@@ -197,72 +188,29 @@ def evaluate_test(model: ConvVAE, config: VAEConfig, device: torch.device) -> di
     }
 
 
-def train_vae(config: VAEConfig, write_outputs: bool = True) -> dict[str, Any]:
+def train_vae(config: VAEConfig, resume: str | Path | None = None, write_outputs: bool = True) -> dict[str, Any]:
     """Train, keep the best-validation weights, score them on the test set and write the checkpoint,
     metrics and pictures. Returns the metrics dict."""
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     train, val = load_splits(config.data)
-    t = config.training
-    val_binary = fixed_binarization(val, config.evaluation.binarize_seed)
-    val_images, val_labels = val.batch(slice(0, 20))
-    samples_dir = Path(config.output.samples_dir)
-
+    task = VAETask(train, fixed_binarization(val, config.evaluation.binarize_seed), val.batch(slice(0, 20)), config,
+                   device, write_outputs)
     model = ConvVAE(config.model).to(device, memory_format=CHANNELS_LAST)
-    optimizer = make_optimizer(model, config)
-    steps_per_epoch = math.ceil(len(train) / t.batch_size)
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch * t.epochs)
-
-    history: list[VAEEpochRecord] = []
-    step_losses: list[float] = []
-    best_state = copy.deepcopy(model.state_dict())
-    best_val, best_epoch, steps_done, train_seconds = math.inf, 0, 0, 0.0
-    for epoch in range(t.epochs):
-        steps_left = t.max_steps - steps_done if t.max_steps else None
-        if steps_left is not None and steps_left <= 0:
-            break
-        started = time.perf_counter()
-        train_elbo, losses = train_epoch(
-            model, optimizer, scheduler, train, config, generator, device, steps_done, steps_left,
-            f"epoch {epoch + 1}/{t.epochs}",
-        )
-        steps_done += len(losses)
-        step_losses += losses
-        train_loss = sum(losses) / max(len(losses), 1)
-        val_terms = evaluate_elbo(model, val_binary, t.eval_batch_size, device, seed=config.seed)
-        if write_outputs and t.sample_every and (epoch + 1) % t.sample_every == 0:
-            write_pictures(model, val_images, val_labels, samples_dir, f"epoch_{epoch + 1:03d}", device)
-        seconds = time.perf_counter() - started
-        train_seconds += seconds
-        history.append(VAEEpochRecord(
-            epoch + 1, train_loss, train_elbo, val_terms["negative_elbo"], val_terms["reconstruction"],
-            val_terms["kl"], kl_weight(steps_done, config, steps_per_epoch), scheduler.get_last_lr()[0],
-            seconds,
-        ))
-        is_best = val_terms["negative_elbo"] < best_val
-        if is_best:
-            best_val, best_epoch = val_terms["negative_elbo"], epoch + 1
-            best_state = copy.deepcopy(model.state_dict())
-        tqdm.write(
-            f"epoch {epoch + 1:>2}: train loss {train_loss:.2f} -elbo {train_elbo:.2f} | val -elbo "
-            f"{val_terms['negative_elbo']:.2f} (rec {val_terms['reconstruction']:.2f} + kl "
-            f"{val_terms['kl']:.2f}) | {seconds:.0f}s" + (" *best*" if is_best else "")
-        )
-
-    model.load_state_dict(best_state)
+    run = fit(model, task, config, generator, resume, write_resume=write_outputs)
     metrics: dict[str, Any] = {
-        "val_negative_elbo": best_val,
-        "best_epoch": best_epoch,
+        "val_negative_elbo": run.best.get("val_negative_elbo"),
+        "best_epoch": run.best_epoch,
         **evaluate_test(model, config, device),
         "parameters": count_parameters(model),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(run.train_seconds, 1),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
-        "history": [asdict(r) for r in history],
+        "history": run.history,
         "checkpoint": config.output.checkpoint,
     }
     if write_outputs:
         results = save_run(config, model, "vae", metrics)
-        write_pictures(model, val_images, val_labels, results, "final", device)
-    metrics["step_losses"] = step_losses
+        write_pictures(model, *task.val_examples, results, "final", device)
+    metrics["step_losses"] = run.step_losses
     return metrics

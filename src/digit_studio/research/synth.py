@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from digit_studio.augment import pen_lift
-from digit_studio.crops import dilate, erode, stroke_width
-from digit_studio.data import Split
-from digit_studio.styles import stylise
+from digit_studio.reading.crops import dilate, erode, stroke_width
+from digit_studio.training.augment import pen_lift
+from digit_studio.training.data import Split
+from digit_studio.training.styles import stylise
 
 SEPARATORS = "-."
 TOUCH_TRIES = 10

@@ -23,10 +23,11 @@ from scipy.stats import rankdata
 from torch import nn
 
 from digit_studio.config import ClassifierConfig, ClassifierModelConfig, ClassifierTrainingConfig
-from digit_studio.data import Split
 from digit_studio.explain import Method, TargetSpec, explain
 from digit_studio.models.classifier import DigitCNN
-from digit_studio.training import make_optimizer, make_scheduler, train_epoch
+from digit_studio.training.classifier import ClassifierTask
+from digit_studio.training.loop import make_optimizer, make_scheduler, train_epoch
+from digit_studio.training.data import Split
 
 WELL_BELOW = 0.5  # a randomised model's maps may keep at most this fraction of the reference resemblance
 
@@ -75,10 +76,12 @@ def train_briefly(
 ) -> nn.Module:
     """A copy of `start` trained for `steps` optimiser steps by the project's own training loop."""
     model = copy.deepcopy(start)
-    optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config, steps)
+    t = config.training
+    optimizer = make_optimizer(model, t.lr, t.weight_decay)
+    scheduler = make_scheduler(optimizer, t.schedule, t.lr, steps)
     generator = torch.Generator().manual_seed(seed)
-    train_epoch(model, optimizer, scheduler, train, config, generator, torch.device("cpu"), steps, "sanity")
+    task = ClassifierTask(train, config, torch.device("cpu"))
+    train_epoch(model, task, optimizer, scheduler, generator, t.batch_size, steps, "sanity")
     return model.eval()
 
 

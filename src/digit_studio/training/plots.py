@@ -30,9 +30,9 @@ def plot_training_curves(history: Sequence[Any], step_losses: Sequence[float], p
         ax_loss.plot(steps[window - 1 :], smooth, color="C0", label=f"mean of {window}")
     ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="Loss")
     ax_loss.legend()
-    epochs = [r.epoch for r in history]
-    ax_acc.plot(epochs, [r.train_accuracy for r in history], "o-", label="train (augmented)")
-    ax_acc.plot(epochs, [r.val_accuracy for r in history], "o-", label="validation")
+    epochs = [r["epoch"] for r in history]
+    ax_acc.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train (augmented)")
+    ax_acc.plot(epochs, [r["val_accuracy"] for r in history], "o-", label="validation")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     ax_acc.grid(alpha=0.3)
     ax_acc.legend()

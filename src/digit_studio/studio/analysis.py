@@ -29,10 +29,10 @@ from digit_studio.errors import DigitStudioError
 from digit_studio.explain import METHODS, explain
 from digit_studio.generation import DEFAULT_TEMPERATURE, interpolate
 from digit_studio.generation import variations as variations_of
-from digit_studio.inputs import ink_map
 from digit_studio.models.classifier import load_classifier
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, NOT_A_DIGIT_ABOVE, Reader, Reading, Symbol
+from digit_studio.reading.inputs import ink_map
+from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, NOT_A_DIGIT_ABOVE, Reader, Reading, Symbol
 
 MAX_VARIATIONS = 16
 MAX_TEMPERATURE = 3.0

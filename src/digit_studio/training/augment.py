@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from digit_studio.config import AugmentConfig
-from digit_studio.crops import dilate, erode, mnist_crops
+from digit_studio.reading.crops import dilate, erode, mnist_crops
 
 RESHAPE_SCALE = 3  # digits are reshaped as binary masks at this multiple of 28×28
 ELASTIC_GRID = 4  # control points per side of the elastic warp's displacement field: a smooth wobble
