@@ -91,5 +91,49 @@ def test_draw_a_number_in_chromium(studio_url: str, tmp_path: Path) -> None:
             playwright.expect(page.locator("#reading .prompt")).to_contain_text("Draw a number", timeout=30_000)
             page.wait_for_timeout(2_000)
             assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+            assert page.locator("#explanations img").count() == 0 and page.locator("#variations img").count() == 0
+            for tab in ("Why", "What else", "Report", "About the model"):
+                page.get_by_role("tab", name=tab).click()
+                page.screenshot(path=tmp_path / f"1280_{tab}.png", full_page=True)
+        finally:
+            browser.close()
+
+
+def test_a_phone_gets_the_whole_canvas(studio_url: str, tmp_path: Path) -> None:
+    """390 px wide: the canvas spans the screen, the tool palette stays off the drawing, the explanation tiles
+    fit, and every picture has a description."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(studio_url)
+            page.get_by_role("button", name="Brush").click()
+            canvas = page.locator(".pixi-target canvas").first
+            canvas.wait_for()
+            box = canvas.bounding_box()
+            assert box["width"] >= 0.9 * 390, box
+            strokes = [point for line in mouse_strokes(NUMBER, box) for point in line]
+            palette = page.locator("#sketchpad .toolbar-wrap").bounding_box()
+            margin = 10  # half the brush
+            ink = (min(x for x, _ in strokes) - margin, min(y for _, y in strokes) - margin,
+                   max(x for x, _ in strokes) + margin, max(y for _, y in strokes) + margin)
+            assert (palette["x"] > ink[2] or palette["x"] + palette["width"] < ink[0]
+                    or palette["y"] > ink[3] or palette["y"] + palette["height"] < ink[1]), (palette, ink)
+            draw(page, box, NUMBER)
+            playwright.expect(page.locator("#reading .number")).to_have_text(NUMBER, timeout=30_000)
+            page.locator("#explanations img").nth(len(NUMBER) - 1).wait_for(timeout=30_000)
+            assert_images_visible(page, "#explanations")
+            for image in page.locator("#explanations img").all():
+                tile = image.bounding_box()
+                assert tile["x"] >= 0 and tile["x"] + tile["width"] <= 390, f"a tile runs off the screen: {tile}"
+            page.screenshot(path=tmp_path / "390_Why.png", full_page=True)
+            page.get_by_role("tab", name="What else").click()
+            playwright.expect(page.locator("#variations img")).to_have_count(len(NUMBER), timeout=30_000)
+            assert_images_visible(page, "#variations")
+            page.screenshot(path=tmp_path / "390_What else.png", full_page=True)
+            undescribed = [img.get_attribute("src") for img in page.locator("img").all()
+                           if not (img.get_attribute("alt") or "").strip()]
+            assert not undescribed, f"images without alt text: {undescribed}"
+            assert page.locator("#examples img").first.get_attribute("alt") == "Example: the number 1984 handwritten"
         finally:
             browser.close()

@@ -54,7 +54,8 @@ DRAWING_HELP = ("send the drawing as an image file, gradio_client.handle_file('d
                 "sketchpad's value {'background': file, 'layers': [files], 'composite': file}")
 
 CSS = """
-.number {font-size: 5.5rem; font-weight: 700; letter-spacing: .08em; line-height: 1.1; margin: .2rem 0}
+.number {font-size: 5.5rem; font-weight: 700; letter-spacing: .08em; line-height: 1.1; margin: .2rem 0;
+         overflow-wrap: anywhere}
 .prompt {font-size: 1.6rem; opacity: .65; padding: 1.5rem 0}
 .digits {display: flex; flex-wrap: wrap; gap: .5rem}
 .digit {border: 1px solid var(--border-color-primary); border-radius: .5rem; padding: .3rem .6rem; min-width: 5.5rem}
@@ -65,8 +66,40 @@ CSS = """
    of sight. Each tile takes its picture's own height, and the galleries grow with their pictures. */
 #variations .thumbnail-item {aspect-ratio: auto; height: auto}
 #variations .thumbnail-item img {height: auto}
-#variations .grid-wrap, #explanations .grid-wrap {max-height: none; overflow-y: visible}
+#variations .grid-wrap, #explanations .grid-wrap {max-height: none; height: auto; overflow-y: visible}
+/* Explanation tiles: as many columns as fit, each 8.5 to 12rem wide (one digit is not blown up to the
+   page's width, twelve wrap onto rows), and captions wrap instead of being cut. */
+#explanations .grid-container {grid-template-columns: repeat(auto-fill, minmax(8.5rem, 12rem)) !important;
+                               grid-auto-rows: auto !important}
+#explanations .thumbnail-item {height: auto}
+#explanations .caption-label {white-space: normal; max-width: 95%; overflow: visible; text-overflow: clip}
+/* A phone: the page's margins shrink so the canvas gets the screen's width, and the sketchpad's tool
+   palette sits below the drawing (the canvas is centred) instead of over its left edge. */
+@media (max-width: 640px) {
+  #sketchpad .toolbar-wrap {top: auto !important; bottom: 6px; left: 50% !important; transform: translateX(-50%);
+                            flex-direction: row; height: auto; gap: .75rem}
+  #sketchpad .toolbar-wrap .half-container {flex-direction: row; gap: .5rem; width: auto; height: auto}
+  .number {font-size: 3.5rem}
+}
 """
+# The page's own margins sit outside the block that gradio scopes `css` to: a phone's are set here. Pictures
+# that gradio renders without a description get one: an example says which number it shows, any other image
+# takes its panel's label (screen readers otherwise announce "image.png").
+HEAD = """<style>@media (max-width: 640px) {.gradio-container .main.app {padding-left: 4px; padding-right: 4px}}</style>
+<script>
+(() => {
+  const describe = () => {
+    for (const img of document.querySelectorAll('img:not([alt]), img[alt=""]')) {
+      const example = img.closest('#examples');
+      const name = decodeURIComponent((img.src || '').split('/').pop().split('?')[0]).replace(/\\.\\w+$/, '');
+      const label = img.closest('.block')?.querySelector('label')?.textContent?.trim();
+      img.alt = example ? `Example: the number ${name.replaceAll('_', '.')} handwritten` : (label || 'picture');
+    }
+  };
+  new MutationObserver(describe).observe(document.documentElement,
+                                         {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+})();
+</script>"""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -260,11 +293,10 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                     why_not = gr.Checkbox(label="Why not …? Explain each digit's runner-up instead")
                 overlay = gr.Image(label="Every digit's map on the drawing", type="numpy", format="png",
                                    interactive=False)
-                explanations = gr.Gallery(label="One map per digit · faithfulness: deletion AUC (del, lower is "
-                                          "better) and insertion AUC (ins, higher is better), a random order's in "
-                                          "brackets",
-                                          columns=4, height="auto", format="png", object_fit="contain",
-                                          elem_id="explanations")
+                explanations = gr.Gallery(label="One map per digit", columns=4, height="auto", format="png",
+                                          object_fit="contain", elem_id="explanations")
+                gr.Markdown("Under each map, its faithfulness: **del**, the deletion AUC (lower is better), and "
+                            "**ins**, the insertion AUC (higher is better); a random order's in brackets.")
             with gr.Tab("What else"):
                 with gr.Row():
                     count = gr.Slider(1, MAX_VARIATIONS, value=4, step=1, label="Variations per digit")
@@ -324,4 +356,4 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
     """Serve the studio; host and port default to GRADIO_SERVER_NAME/PORT (as on Hugging Face Spaces), else
     127.0.0.1:7860."""
     demo.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size="20mb",
-                theme=gr.themes.Soft(), show_error=True, state_session_capacity=SESSIONS_KEPT)
+                head=HEAD, theme=gr.themes.Soft(), show_error=True, state_session_capacity=SESSIONS_KEPT)
