@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import json
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -33,6 +29,7 @@ import torch
 from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
+from digit_studio.research.server import running_studio
 from digit_studio.studio.analysis import Studio
 from digit_studio.studio.render import render
 
@@ -75,25 +72,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise DigitStudioError(f"no VmRSS for process {pid}")
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "demo.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise DigitStudioError("demo.py did not start; run it by hand to see why") from None
-            time.sleep(0.5)
 
 
 def run_level(url: str, clients: int, per_client: int) -> dict:
@@ -157,20 +135,17 @@ def main() -> None:
     started = time.perf_counter()
     server_ms = server_time(args.repeats)
     print(json.dumps(server_ms))
-    server, url = start_server()
-    try:
+    with running_studio() as server:
+        url = server.url
         # Warm-up at the highest concurrency: the first requests start the server's worker threads and fill
         # its buffers once; what grows after that is what more requests cost.
         run_level(url, max(clients for clients, _ in levels), 2)
-        before = rss_mb(server.pid)
+        before = rss_mb(server.process.pid)
         results = []
         for clients, per_client in levels:
             results.append(run_level(url, clients, per_client))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "error_samples"}))
-        after = rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        after = rss_mb(server.process.pid)
     total = sum(r["requests"] for r in results)
     memory = {"before_mb": round(before, 1), "after_mb": round(after, 1), "growth_mb": round(after - before, 1),
               "requests_between": total}

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
+from digit_studio import cli
 from digit_studio.config import ClassifierConfig, load_config
 from digit_studio.models.classifier import DigitCNN, count_parameters
 from digit_studio.runtime import seed_everything
 from digit_studio.training.classifier import CHANNELS_LAST, ClassifierTask
-from digit_studio.training.loop import make_optimizer, make_scheduler, train_epoch
 from digit_studio.training.data import load_mnist, load_splits
+from digit_studio.training.loop import make_optimizer, make_scheduler, train_epoch
 
 OUT = Path("results/bench/train_speed.json")
 

@@ -29,6 +29,7 @@ import torch
 from PIL import Image, ImageDraw
 from scipy.stats import mannwhitneyu
 
+from digit_studio import cli
 from digit_studio.checkpoint import update_metadata
 from digit_studio.config import DataConfig
 from digit_studio.generation import DEFAULT_TEMPERATURE, atypicality, interpolate, reconstruct, variations

@@ -39,37 +39,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def studio_url(tmp_path_factory: pytest.TempPathFactory):
     """`python demo.py` on a free loopback port, started once per session; only its PID is stopped."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    from digit_studio.research.server import running_studio
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path_factory.mktemp("studio") / "server.log").open("w")
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    server = subprocess.Popen([sys.executable, "demo.py", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"demo.py exited with {server.returncode}; see {log.name}")
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"demo.py did not answer within 120 s; see {log.name}") from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    with running_studio(log=tmp_path_factory.mktemp("studio") / "server.log") as server:
+        yield server.url

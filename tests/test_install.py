@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
+
+from digit_studio.research.server import running_studio
 
 pytestmark = pytest.mark.slow
 
@@ -64,28 +64,9 @@ def test_read_from_any_directory_reads_as_the_checkout(installed: Path, tmp_path
 
 
 def test_studio_from_any_directory_reads_as_the_checkout(installed: Path, tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([installed, str(ROOT / "demo.py"), "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                              env={"PATH": "/usr/bin:/bin", "GRADIO_ANALYTICS_ENABLED": "False"})
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "the installed studio did not answer within 120 s"
-                time.sleep(1)
+    with running_studio(tmp_path / "server.log", python=installed, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}) as server:
         drawing = {"background": None, "layers": [], "composite": handle_file(str(EXAMPLES[0]))}
-        reading = client.predict(drawing, api_name="/read")
-        expected = subprocess.run([sys.executable, "-m", "digit_studio", "read", str(EXAMPLES[0])], cwd=ROOT,
-                                  capture_output=True, text=True, check=True).stdout.strip()
-        assert reading["text"] == expected
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        reading = Client(server.url, verbose=False).predict(drawing, api_name="/read")
+    expected = subprocess.run([sys.executable, "-m", "digit_studio", "read", str(EXAMPLES[0])], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert reading["text"] == expected

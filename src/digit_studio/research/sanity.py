@@ -26,8 +26,8 @@ from digit_studio.config import ClassifierConfig, ClassifierModelConfig, Classif
 from digit_studio.explain import Method, TargetSpec, explain
 from digit_studio.models.classifier import DigitCNN
 from digit_studio.training.classifier import ClassifierTask
-from digit_studio.training.loop import make_optimizer, make_scheduler, train_epoch
 from digit_studio.training.data import Split
+from digit_studio.training.loop import make_optimizer, make_scheduler, train_epoch
 
 WELL_BELOW = 0.5  # a randomised model's maps may keep at most this fraction of the reference resemblance
 

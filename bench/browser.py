@@ -1,0 +1,117 @@
+"""What a person waits for in the browser: from the end of a stroke to the new reading on screen, and to
+the explanation gallery redrawn.
+
+    flock /tmp/digit_cpu.lock python bench/browser.py [--repeats 15] [--number 170417]
+
+`python demo.py` on a free loopback port, driven by Debian's headless Chromium (playwright), the way the
+browser test draws: pick the brush, write all but the last digit with the mouse, wait until the studio has
+read and explained them, then write the last digit in one stroke and time, from its mouse-up, until
+`#reading .number` shows the whole number and until the last digit's explanation tile is on screen. Then Clear and
+again. The time includes what the sketchpad does in the page before anything is sent (it exports the canvas
+to PNG files and uploads them). Bars (issue 12): reading median <= 250 ms, gallery median <= 600 ms.
+Writes results/bench/browser.json.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from digit_studio import cli
+from digit_studio.cli import run_script
+from digit_studio.errors import DigitStudioError
+
+OUT = Path("results/bench/browser.json")
+BARS = {"stroke_to_reading_ms": 250, "stroke_to_gallery_ms": 600}
+VIEWPORT = {"width": 1400, "height": 1100}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"median": round(statistics.median(ordered), 1),
+            "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1)}
+
+
+def main() -> None:
+    parser = cli.parser(__doc__)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--number", default="170417", help="digits of synth.MOUSE_DIGITS; the last is one stroke")
+    args = parser.parse_args()
+    from playwright import sync_api as playwright
+
+    from digit_studio.research.server import running_studio
+    from digit_studio.research.synth import MOUSE_DIGITS, mouse_strokes
+
+    if len(MOUSE_DIGITS[args.number[-1]]) != 1:
+        raise DigitStudioError(f"the last digit must be drawn in one stroke: {args.number[-1]} takes more")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise DigitStudioError("no `chromium` on PATH: apt-get install -y chromium")
+
+    reading_ms: list[float] = []
+    gallery_ms: list[float] = []
+    with running_studio() as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(server.url)
+        page.get_by_role("button", name="Brush").click()
+        canvas = page.locator(".pixi-target canvas").first
+        canvas.wait_for()
+        box = canvas.bounding_box()
+        *first, last = mouse_strokes(args.number, box)
+        number, tiles = page.locator("#reading .number"), page.locator("#explanations img")
+
+        def stroke(points: list[tuple[float, float]]) -> None:
+            page.mouse.move(*points[0])
+            page.mouse.down()
+            for point in points[1:]:
+                page.mouse.move(*point)
+            page.mouse.up()
+
+        for repeat in range(args.repeats + 1):  # the first round warms the server and the page up
+            for points in first:
+                stroke(points)
+            playwright.expect(number).to_have_text(args.number[:-1], timeout=60_000)
+            playwright.expect(tiles).to_have_count(len(args.number) - 1, timeout=60_000)
+            page.wait_for_timeout(1_000)  # every job of the earlier strokes is done
+            stroke(last)
+            ended = time.perf_counter()
+            read_at = gallery_at = None
+            while gallery_at is None or read_at is None:
+                now = time.perf_counter()
+                if now - ended > 60:
+                    shown = number.inner_text() if number.count() else "nothing"
+                    raise DigitStudioError(f"round {repeat}: no reading of {args.number} within 60 s (shows {shown})")
+                if read_at is None and number.count() and number.inner_text() == args.number:
+                    read_at = now
+                if read_at is not None and tiles.count() == len(args.number):  # the last digit's tile is new
+                    gallery_at = now
+                time.sleep(0.01)
+            if repeat:
+                reading_ms.append(1000 * (read_at - ended))
+                gallery_ms.append(1000 * (gallery_at - ended))
+                print(f"round {repeat}: reading {reading_ms[-1]:.0f} ms, gallery {gallery_ms[-1]:.0f} ms", flush=True)
+            page.get_by_role("button", name="Clear canvas").click()
+            playwright.expect(page.locator("#reading .prompt")).to_be_visible(timeout=60_000)
+            playwright.expect(tiles).to_have_count(0, timeout=60_000)
+            page.get_by_role("button", name="Brush").click()
+        browser.close()
+
+    report = {
+        "stroke_to_reading_ms": summary(reading_ms),
+        "stroke_to_gallery_ms": summary(gallery_ms),
+        "bars": {f"{name}.median<={bar}": summary(values)["median"] <= bar
+                 for (name, bar), values in zip(BARS.items(), (reading_ms, gallery_ms))},
+        "setup": {"number": args.number, "repeats": args.repeats, "viewport": f"{VIEWPORT['width']}x{VIEWPORT['height']}",
+                  "browser": "chromium (headless)"},
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    run_script(main)
