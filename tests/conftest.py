@@ -37,9 +37,14 @@ def classifier():
 
 
 @pytest.fixture(scope="session")
-def studio_url(tmp_path_factory: pytest.TempPathFactory):
+def studio(tmp_path_factory: pytest.TempPathFactory):
     """`python demo.py` on a free loopback port, started once per session; only its PID is stopped."""
     from digit_studio.research.server import running_studio
 
     with running_studio(log=tmp_path_factory.mktemp("studio") / "server.log") as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture(scope="session")
+def studio_url(studio) -> str:
+    return studio.url

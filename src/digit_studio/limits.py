@@ -4,6 +4,7 @@ says what to send instead."""
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -34,15 +35,20 @@ def check_layers(count: int) -> None:
         raise InputError(f"the sketchpad sent {count} layers; send at most {MAX_LAYERS} (flatten the drawing)")
 
 
-def open_image(path: Path, what: str | None = None) -> Image.Image:
-    """The image file at `path`, its header checked (format, size, bytes) before any pixel is decoded."""
-    what = what or str(path)
-    if not path.is_file():
-        raise InputError(f"{what}: {'not a file' if path.exists() else 'no such file'}")
-    if path.stat().st_size > MAX_BYTES:
-        raise InputError(f"{what} is {path.stat().st_size / 2**20:.0f} MB; {SEND}, at most {MAX_BYTES // 2**20} MB")
+def open_image(source: Path | bytes, what: str | None = None) -> Image.Image:
+    """The image in the file at `source` (or in these bytes), its header checked (format, size, bytes)
+    before any pixel is decoded."""
+    what = what or str(source) if isinstance(source, Path) else what or "the image"
+    if isinstance(source, Path):
+        if not source.is_file():
+            raise InputError(f"{what}: {'not a file' if source.exists() else 'no such file'}")
+        size = source.stat().st_size
+    else:
+        size = len(source)
+    if size > MAX_BYTES:
+        raise InputError(f"{what} is {size / 2**20:.0f} MB; {SEND}, at most {MAX_BYTES // 2**20} MB")
     try:
-        image = Image.open(path, formats=FORMATS)
+        image = Image.open(source if isinstance(source, Path) else io.BytesIO(source), formats=FORMATS)
     except Image.DecompressionBombError:  # PIL's own check, from the header, at twice MAX_IMAGE_PIXELS
         raise InputError(f"{what} has more than {MAX_PIXELS:,} pixels, too large to read: {SEND}") from None
     except UnidentifiedImageError:

@@ -32,6 +32,7 @@ from digit_studio.studio.about import CONFUSION_MATRIX, about_markdown
 from digit_studio.studio.analysis import MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
 from digit_studio.studio.render import render, strip
 from digit_studio.studio.report import write_report
+from digit_studio.studio.sketchpad import bounded_sketchpad
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                     "digit and imagine others like it. Pick the **brush** and write across the canvas.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                pad = gr.Sketchpad(
+                pad = bounded_sketchpad(
                     label="Your number", canvas_size=CANVAS, fixed_canvas=True, type="numpy",
                     brush=gr.Brush(default_size=BRUSH_PX, colors=["#000000"], color_mode="fixed"),
                     eraser=gr.Eraser(default_size=3 * BRUSH_PX), layers=False, elem_id="sketchpad",
