@@ -19,9 +19,7 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from digit_studio import cli
 from digit_studio.cli import run_script
@@ -38,7 +36,6 @@ from digit_studio.explain import (
     get_method,
 )
 from digit_studio.explain.faithfulness import curves, ink_ranks
-from digit_studio.explain.overlay import Box
 from digit_studio.models.classifier import load_classifier
 from digit_studio.research.sanity import (
     WELL_BELOW,
@@ -49,7 +46,7 @@ from digit_studio.research.sanity import (
     passes_label_randomization,
 )
 from digit_studio.training.data import load_mnist
-from digit_studio.training.explanation_figures import plot_drawing_explanation, plot_explanations
+from digit_studio.training.explanation_figures import write_explanation_figures
 
 CAMS = ("gradcam", "gradcam++", "hirescam")
 
@@ -104,20 +101,6 @@ def ig_completeness(model, images: torch.Tensor, steps: int) -> dict[str, float]
         "steps": steps, "mean_relative_error": round(error.mean().item(), 5),
         "max_relative_error": round(error.max().item(), 5),
     }
-
-
-def compose_drawing(digits: torch.Tensor, size: int = 52, gap: int = 6) -> tuple[np.ndarray, list[Box]]:
-    """A drawing of the digits side by side, each enlarged to size×size and shifted a little up or down,
-    as a person writes a number; returns the drawing and each digit's box."""
-    height, width = size + 16, len(digits) * (size + gap) + gap
-    drawing = np.zeros((height, width))
-    boxes: list[Box] = []
-    for i, digit in enumerate(digits):
-        x0, y0 = gap + i * (size + gap), 8 + (-5, 3, -2, 6, 0, -4)[i % 6]
-        enlarged = F.interpolate(digit[None], size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
-        drawing[y0 : y0 + size, x0 : x0 + size] = np.maximum(drawing[y0 : y0 + size, x0 : x0 + size], enlarged)
-        boxes.append((x0, y0, x0 + size, y0 + size))
-    return drawing.clip(0, 1), boxes
 
 
 def main() -> None:
@@ -195,20 +178,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
-    pictures = Path(args.pictures)
-    shown = images[:8]
-    gallery = [explain(model, shown, name) for name in METHODS]
-    gallery.append(explain(model, shown, "gradcam", contrast="runner_up"))
-    plot_explanations(
-        shown, gallery, [*METHODS, "gradcam: why\nnot runner-up"], pictures / "explanations.png",
-        "Maps for the class read; del/ins AUC (random order's in brackets): low del, high ins = faithful",
-    )
-    digits = images[10:16]
-    drawing, boxes = compose_drawing(digits)
-    plot_drawing_explanation(
-        drawing, boxes, explain(model, digits, "gradcam"), pictures / "explanations_drawing.png",
-        f"Grad-CAM ({DEFAULT_LAYER}) of each digit, placed back on the drawing",
-    )
+    write_explanation_figures(model, images, Path(args.pictures))
     print(json.dumps({k: report[k] for k in ("default_layer", "integrated_gradients_completeness", "seconds")}))
 
 

@@ -48,3 +48,10 @@ def test_an_abbreviated_flag_is_refused() -> None:
     done = subprocess.run([sys.executable, "train_classifier.py", "--training.epoch", "3"], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 2 and "unrecognized arguments: --training.epoch" in done.stderr
+
+
+def test_figures_command_names_every_figure_set() -> None:
+    from digit_studio.__main__ import FIGURE_SETS
+    from digit_studio.research.figures import FIGURES
+
+    assert FIGURE_SETS == tuple(FIGURES)

@@ -1,11 +1,14 @@
 """Command line: read the number drawn in each image.
 
     python -m digit_studio read IMAGE [IMAGE ...] [--json] [--classifier PATH] [--vae PATH | --no-vae]
+    python -m digit_studio figures [--only evaluation explanations studio]
 
 Prints the number read from each image, one line per image (a two-line number's lines joined by " / ";
 preceded by the path and a tab when there are several images, like grep), or with --json one object per
 image and line (lines joined by "\\n" in its text). A file that cannot be read gets a one-line error
 on stderr and exit code 1; the other files are still read.
+
+`figures` regenerates the README's pictures in results/ from the shipped checkpoints (research/figures.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import TYPE_CHECKING
 from digit_studio import resources
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
+
+FIGURE_SETS = ("evaluation", "explanations", "studio")  # research/figures.py, which loads torch: named here for --help
 
 if TYPE_CHECKING:
     from digit_studio.reading.reader import Reading
@@ -32,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--classifier", default=resources.CLASSIFIER, help="classifier checkpoint")
     read.add_argument("--vae", default=resources.VAE, help="VAE checkpoint (helps split touching digits)")
     read.add_argument("--no-vae", dest="vae", action="store_const", const=None, help="read without the VAE")
+    figures = commands.add_parser("figures", help="regenerate the README's pictures in results/", allow_abbrev=False)
+    figures.add_argument("--only", nargs="+", choices=FIGURE_SETS, default=list(FIGURE_SETS), metavar="SET",
+                         help=f"some of: {', '.join(FIGURE_SETS)} (default: all)")
     return parser
 
 
@@ -44,6 +52,11 @@ def _line(path: str, reading: Reading, as_json: bool, with_path: bool) -> str:
 
 def main() -> int:
     args = _parser().parse_args()
+    if args.command == "figures":
+        from digit_studio.research.figures import make_figures
+
+        make_figures(args.only)
+        return 0
     from digit_studio.reading.reader import Reader  # torch loads only now: --help answers at once
 
     reader = Reader.from_checkpoint(args.classifier, args.vae)  # a bad checkpoint stops everything: run_script

@@ -19,3 +19,9 @@ CLASSIFIER = ROOT / "checkpoints" / "classifier.safetensors"
 VAE = ROOT / "checkpoints" / "vae.safetensors"
 EXAMPLES = ROOT / "examples"
 RESULTS = ROOT / "results"
+
+
+def shown(path: str | Path) -> str:
+    """`path` as the results files record it: relative to the checkout when inside it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)

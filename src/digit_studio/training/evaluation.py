@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from digit_studio import resources
 from digit_studio.config import DataConfig
 from digit_studio.training.data import Split, load_mnist
 from digit_studio.training.plots import plot_confusion, plot_digit_grid, plot_reliability
@@ -109,7 +110,7 @@ def evaluate_checkpoint(
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
-        "checkpoint": str(checkpoint), "test_images": len(labels), "accuracy": accuracy,
+        "checkpoint": resources.shown(checkpoint), "test_images": len(labels), "accuracy": accuracy,
         "errors": int((~correct).sum()), "ece": calib.ece, "per_class": report,
     }
     (out / "evaluation.json").write_text(json.dumps(metrics, indent=2) + "\n")

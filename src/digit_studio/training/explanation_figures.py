@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from digit_studio.explain import Method, explain
+from digit_studio.explain import DEFAULT_LAYER, METHODS, Method, explain
 from digit_studio.explain.base import Explanation
 from digit_studio.explain.overlay import Box, drawing_overlay, faithfulness_caption, heat_overlay
 from digit_studio.training.data import Split
@@ -99,3 +100,34 @@ def plot_misclassified_explanations(
     )
     _save(fig, path)
     return len(wrong)
+
+
+def compose_drawing(digits: torch.Tensor, size: int = 52, gap: int = 6) -> tuple[np.ndarray, list[Box]]:
+    """A drawing of the digits side by side, each enlarged to size×size and shifted a little up or down,
+    as a person writes a number; returns the drawing and each digit's box."""
+    height, width = size + 16, len(digits) * (size + gap) + gap
+    drawing = np.zeros((height, width))
+    boxes: list[Box] = []
+    for i, digit in enumerate(digits):
+        x0, y0 = gap + i * (size + gap), 8 + (-5, 3, -2, 6, 0, -4)[i % 6]
+        enlarged = F.interpolate(digit[None], size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
+        drawing[y0 : y0 + size, x0 : x0 + size] = np.maximum(drawing[y0 : y0 + size, x0 : x0 + size], enlarged)
+        boxes.append((x0, y0, x0 + size, y0 + size))
+    return drawing.clip(0, 1), boxes
+
+
+def write_explanation_figures(model: nn.Module, images: torch.Tensor, folder: Path) -> list[Path]:
+    """The README's explanation pictures from test digits `images` (at least 16): explanations.png (8 digits
+    × every method, and Grad-CAM of why not the runner-up) and explanations_drawing.png (6 digits as a
+    drawing with their Grad-CAM maps)."""
+    shown = images[:8]
+    gallery = [explain(model, shown, name) for name in METHODS]
+    gallery.append(explain(model, shown, "gradcam", contrast="runner_up"))
+    paths = [folder / "explanations.png", folder / "explanations_drawing.png"]
+    plot_explanations(shown, gallery, [*METHODS, "gradcam: why\nnot runner-up"], paths[0],
+                      "Maps for the class read; del/ins AUC (random order's in brackets): low del, high ins = faithful")
+    digits = images[10:16]
+    drawing, boxes = compose_drawing(digits)
+    plot_drawing_explanation(drawing, boxes, explain(model, digits, "gradcam"), paths[1],
+                             f"Grad-CAM ({DEFAULT_LAYER}) of each digit, placed back on the drawing")
+    return paths
