@@ -12,9 +12,11 @@ import pytest
 
 from digit_studio.config import (
     ClassifierConfig,
+    VAEConfig,
     add_config_arguments,
     config_from_args,
     load_config,
+    to_dict,
 )
 from digit_studio.errors import ConfigError
 
@@ -87,3 +89,20 @@ def test_script_reports_a_bad_key_in_one_line(tmp_path: Path) -> None:
     assert run.stderr.strip().splitlines() == [
         f"error: unknown config key 'training.epochz' (valid keys here: {', '.join(sorted(ClassifierConfig().training.__dataclass_fields__))})"
     ]
+
+
+@pytest.mark.parametrize("cls, path, data_mix", [
+    (ClassifierConfig, "configs/classifier.yaml",
+     {"real.repeat", "augment.break_prob", "augment.aspect_max", "augment.elastic_px", "augment.styled",
+      "augment.reshaped"}),
+    (VAEConfig, "configs/vae.yaml", set()),
+])
+def test_the_shipped_yaml_is_the_code_defaults_but_the_data_mix(cls, path: str, data_mix: set[str]) -> None:
+    """A value read from the code is the shipped one, except the extra training data and augmentation, which
+    the code leaves off (small runs in tests and sanity checks stay plain MNIST)."""
+    def flat(tree: dict, prefix: str = "") -> dict:
+        return {k: v for key, value in tree.items()
+                for k, v in (flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value}).items()}
+
+    shipped, code = flat(to_dict(load_config(cls, ROOT / path))), flat(to_dict(cls()))
+    assert {key for key in shipped if shipped[key] != code[key]} == data_mix

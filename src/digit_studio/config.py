@@ -74,7 +74,7 @@ class ClassifierModelConfig:
 
 @dataclass
 class ClassifierTrainingConfig:
-    epochs: int = 16
+    epochs: int = 10
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
