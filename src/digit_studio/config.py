@@ -284,3 +284,88 @@ class VAEConfig:
     training: VAETrainingConfig = field(default_factory=VAETrainingConfig)
     evaluation: VAEEvaluationConfig = field(default_factory=VAEEvaluationConfig)
     output: VAEOutputConfig = field(default_factory=VAEOutputConfig)
+
+
+# --------------------------------------------------------------------------------------------------
+# Line reader schemas (train_line_reader.py, configs/line_reader.yaml): a CTC model that reads a whole line
+# of ink without cutting it into symbols. Same conventions as above; ranges are [low, high] lists.
+
+
+@dataclass
+class LineReaderModelConfig:
+    height: int = 32  # line images are normalised to this height (the ink's box fills it but for 2 px)
+    # Conv widths per stage; after stage i, max pooling by pools[i] = [height, width].
+    stages: list[list[int]] = field(default_factory=lambda: [[16], [32], [64, 64], [96]])
+    pools: list[list[int]] = field(default_factory=lambda: [[2, 2], [2, 2], [2, 1], [2, 1]])
+    hidden: int = 128  # bidirectional GRU units per direction
+    # CTC frames per feature column: 2 makes room for the blank that repeated narrow symbols ("11") need.
+    frames_per_column: int = 2
+    dropout: float = 0.1
+
+
+@dataclass
+class LineSynthConfig:
+    """Lines drawn on the fly the way the sketchpad draws (training/lines.py, research/synth.py's drawing)."""
+
+    symbols: list[int] = field(default_factory=lambda: [1, 12])  # symbols per line, uniform
+    separator_lines: float = 0.3  # share of lines holding dashes or dots
+    separator_share: float = 0.15  # ... where each symbol is one with this probability
+    digit_height: list[float] = field(default_factory=lambda: [36.0, 72.0])  # px drawn, before normalising
+    size_jitter: float = 0.15  # each digit's height changes by up to this share (the most of a line's range)
+    brush: list[float] = field(default_factory=lambda: [0.06, 0.2])  # brush width / digit height
+    gap: list[float] = field(default_factory=lambda: [0.0, 0.8])  # space between symbols / digit height
+    touching_lines: float = 0.5  # share of lines with touching (or slightly overlapping) digit pairs
+    overlap: list[float] = field(default_factory=lambda: [0.0, 0.1])  # how far such a pair overlaps
+    broken_lines: float = 0.2  # share of lines with a digit drawn in two strokes
+    styled_lines: float = 0.2  # share of lines whose digits of the classes with styles are drawn in one
+    sloped_lines: float = 0.4  # share of lines on a sloping baseline ...
+    slope_deg: list[float] = field(default_factory=lambda: [0.0, 15.0])  # ... of this slope, either way
+    slant_deg: float = 20.0  # the whole line leans by up to this much either way
+    drift: float = 0.1  # smooth baseline wave: amplitude up to this share of the digit height
+    jitter: float = 0.08  # each symbol's random vertical offset / digit height (the most of a line's range)
+    digit_rotation_deg: float = 8.0  # each digit turned and sheared on its own, by up to this much
+    real_share: float = 0.1  # digits taken from real handwriting (real_file, training digits only)
+    real_file: str = "optdigits-orig.tra"
+
+
+@dataclass
+class LineReaderTrainingConfig:
+    epochs: int = 12
+    lines_per_epoch: int = 12288  # lines drawn afresh each epoch
+    batch_size: int = 64
+    pool_batches: int = 4  # lines are drawn this many batches at a time and batched by width (less padding)
+    workers: int = 1  # 1: the next lines are drawn in a second process while the model trains; 0: in turn
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"  # onecycle | cosine
+    max_steps: int = 0  # stop after this many optimiser steps (0 = no limit); for smoke runs
+
+
+@dataclass
+class LineReaderEvaluationConfig:
+    """Fixed line sets, drawn once from their own seeds: validation from the held-back MNIST training digits
+    (selects the best epoch), test from MNIST test digits (the reported figures)."""
+
+    val_lines: int = 600
+    val_seed: int = 1
+    test_lines_per_count: int = 200  # test lines of each symbol count (1 to symbols' high end)
+    test_seed: int = 2
+    batch_size: int = 200
+
+
+@dataclass
+class LineReaderOutputConfig(OutputConfig):
+    checkpoint: str = "checkpoints/line_reader.safetensors"
+    results_dir: str = "results/line_reader"
+
+
+@dataclass
+class LineReaderConfig:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    data: DataConfig = field(default_factory=DataConfig)
+    lines: LineSynthConfig = field(default_factory=LineSynthConfig)
+    model: LineReaderModelConfig = field(default_factory=LineReaderModelConfig)
+    training: LineReaderTrainingConfig = field(default_factory=LineReaderTrainingConfig)
+    evaluation: LineReaderEvaluationConfig = field(default_factory=LineReaderEvaluationConfig)
+    output: LineReaderOutputConfig = field(default_factory=LineReaderOutputConfig)
