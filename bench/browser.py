@@ -43,7 +43,7 @@ def main() -> None:
     from playwright import sync_api as playwright
 
     from digit_studio.research.server import running_studio
-    from digit_studio.research.synth import MOUSE_DIGITS, mouse_strokes
+    from digit_studio.training.synth import MOUSE_DIGITS, mouse_strokes
 
     if len(MOUSE_DIGITS[args.number[-1]]) != 1:
         raise DigitStudioError(f"the last digit must be drawn in one stroke: {args.number[-1]} takes more")

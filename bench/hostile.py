@@ -4,7 +4,7 @@
 
 A lone dash, an underline, long lines of every brush width from 1 to 40 px, vertical and diagonal lines,
 a zigzag, a spiral, dense hatching, a filled blob, 120 dots, a random scribble, a 4096×4096 canvas full of
-long strokes and a number with an underline (digit_studio.research.synth.hostile_drawings). Each is read three times
+long strokes and a number with an underline (digit_studio.training.synth.hostile_drawings). Each is read three times
 by the whole Reader; its time is the median of the three. Writes results/bench/hostile.json with the
 slowest and median times, the peak resident memory's growth over the run (after the models are loaded and
 one warm-up reading) and, per drawing, what was read.
@@ -23,8 +23,8 @@ from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
-from digit_studio.research.synth import hostile_drawings
 from digit_studio.training.data import load_mnist
+from digit_studio.training.synth import hostile_drawings
 
 BARS = {"max_ms": 1000.0, "median_ms": 50.0, "peak_rss_mb": 300.0, "errors": 0}
 REPEATS = 3

@@ -3,7 +3,7 @@
     flock /tmp/digit_cpu.lock python bench/multidigit.py [--per-category 500] [--seed 0]
 
 A fixed-seed set of drawings (800-px-wide white canvas, opaque black strokes of one brush width, see
-digit_studio.research.synth) of 1 to 10 digits in five categories: well separated; at least one touching or
+digit_studio.training.synth) of 1 to 10 digits in five categories: well separated; at least one touching or
 slightly overlapping pair (ink in contact or overlapping by up to 8 % of the digit height, their boxes by
 at most a quarter of the narrower digit's width: synth.Style.box_overlap); a digit broken into two strokes;
 slanted or uneven baseline; two lines. Three more: "styles", numbers of 3 to 7 digits with every digit of
@@ -37,8 +37,8 @@ from digit_studio import cli
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
-from digit_studio.research.synth import Drawing, Style, draw_number, pick_digits, scan
 from digit_studio.training.data import load_mnist
+from digit_studio.training.synth import Drawing, Style, draw_number, pick_digits, scan
 
 ONE_LINE, TWO_LINES = (800, 400), (800, 600)
 SEPARATED_FORMATS = ("ddd-dddd", "dddd-ddd-dddd", "ddd-ddd-dddd", "dd.dd.dddd", "d.d.dddd", "dd.d", "d.dd",

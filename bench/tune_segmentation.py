@@ -34,9 +34,9 @@ from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
 from digit_studio.reading.segmentation import SegmentConfig
-from digit_studio.research.synth import draw_number, pick_digits, scan
 from digit_studio.training.data import load_mnist
 from digit_studio.training.realdigits import TRAIN_FILE, load_realdigits
+from digit_studio.training.synth import draw_number, pick_digits, scan
 
 SEARCH: dict[str, tuple[float, ...]] = {
     "lone_split_cost": (0.55, 0.8, 1.0, 1.2, 1.5),

@@ -18,7 +18,7 @@ from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
 from digit_studio.errors import DataError
 from digit_studio.reading.reader import Reader
-from digit_studio.research.synth import Style, draw_number, pick_digits
+from digit_studio.training.synth import Style, draw_number, pick_digits
 from digit_studio.training.data import load_mnist
 
 HERE = Path(__file__).resolve().parent

@@ -14,10 +14,10 @@ from safetensors.torch import save_file
 
 from digit_studio.checkpoint import PLAIN_KEYS, read_checkpoint
 from digit_studio.errors import DigitStudioError
-from digit_studio.research.synth import draw_number, pick_digits
 from digit_studio.studio.analysis import NOT_A_DIGIT_ABOVE, Studio
 from digit_studio.studio.render import crop_region, render
 from digit_studio.studio.report import write_report
+from digit_studio.training.synth import draw_number, pick_digits
 
 ROOT = Path(__file__).resolve().parent.parent
 SIX_DIGITS = ROOT / "examples" / "314159.png"

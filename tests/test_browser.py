@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api as playwright
 
-from digit_studio.research.synth import mouse_strokes
+from digit_studio.training.synth import mouse_strokes
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from digit_studio.__main__ import main
 from digit_studio.cli import run_script
-from digit_studio.research.synth import Style, draw_number, pick_digits
 from digit_studio.training.data import Split
+from digit_studio.training.synth import Style, draw_number, pick_digits
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIER_CHECKPOINT = ROOT / "checkpoints" / "classifier.safetensors"

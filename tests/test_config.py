@@ -12,6 +12,7 @@ import pytest
 
 from digit_studio.config import (
     ClassifierConfig,
+    LineReaderConfig,
     VAEConfig,
     add_config_arguments,
     config_from_args,
@@ -96,6 +97,7 @@ def test_script_reports_a_bad_key_in_one_line(tmp_path: Path) -> None:
      {"real.repeat", "augment.break_prob", "augment.aspect_max", "augment.elastic_px", "augment.styled",
       "augment.reshaped"}),
     (VAEConfig, "configs/vae.yaml", set()),
+    (LineReaderConfig, "configs/line_reader.yaml", set()),
 ])
 def test_the_shipped_yaml_is_the_code_defaults_but_the_data_mix(cls, path: str, data_mix: set[str]) -> None:
     """A value read from the code is the shipped one, except the extra training data and augmentation, which

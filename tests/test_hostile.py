@@ -11,8 +11,8 @@ import pytest
 
 from digit_studio.reading.reader import Reader, Reading
 from digit_studio.reading.segmentation import SegmentConfig
-from digit_studio.research.synth import hostile_drawings
 from digit_studio.training.data import Split
+from digit_studio.training.synth import hostile_drawings
 
 CLASSIFIER_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier.safetensors"
 

@@ -22,8 +22,8 @@ from digit_studio.reading.crops import (
 )
 from digit_studio.reading.inputs import InputError
 from digit_studio.reading.reader import EMPTY, UNCERTAIN_BELOW, Reader, Reading
-from digit_studio.research.synth import Style, draw_number, pick_digits, render_digit
 from digit_studio.training.data import Split
+from digit_studio.training.synth import Style, draw_number, pick_digits, render_digit
 
 CLASSIFIER_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier.safetensors"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["train_classifier.py", "train_vae.py", "evaluate_classifier.py", "demo.py"]
+SCRIPTS = ["train_classifier.py", "train_vae.py", "train_line_reader.py", "evaluate_classifier.py", "demo.py"]
 # Runs a script's --help in a fresh interpreter, then says which heavy modules it imported.
 PROBE = """
 import runpy, sys

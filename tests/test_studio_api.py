@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from digit_studio.research.synth import draw_number, pick_digits
+from digit_studio.training.synth import draw_number, pick_digits
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "314159.png"

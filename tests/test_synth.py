@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from digit_studio.research.synth import Style, draw_number, pick_digits
 from digit_studio.training.data import Split
+from digit_studio.training.synth import Style, draw_number, pick_digits
 
 
 def test_symbol_masks_paint_the_drawing(mnist_test: Split) -> None:

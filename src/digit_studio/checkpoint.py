@@ -22,7 +22,8 @@ from torch import nn
 from digit_studio.errors import CheckpointError
 
 FORMAT = "digit-studio/1"
-TRAIN_HINT = {"classifier": "python train_classifier.py", "vae": "python train_vae.py"}
+TRAIN_HINT = {"classifier": "python train_classifier.py", "vae": "python train_vae.py",
+              "line_reader": "python train_line_reader.py"}
 
 
 PLAIN_KEYS = {"format", "kind", "commit", "date"}  # stored as they are; every other entry is JSON

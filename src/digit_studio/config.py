@@ -305,7 +305,7 @@ class LineReaderModelConfig:
 
 @dataclass
 class LineSynthConfig:
-    """Lines drawn on the fly the way the sketchpad draws (training/lines.py, research/synth.py's drawing)."""
+    """Lines drawn on the fly the way the sketchpad draws (training/lines.py, training/synth.py's drawing)."""
 
     symbols: list[int] = field(default_factory=lambda: [1, 12])  # symbols per line, uniform
     separator_lines: float = 0.3  # share of lines holding dashes or dots
@@ -330,10 +330,10 @@ class LineSynthConfig:
 
 @dataclass
 class LineReaderTrainingConfig:
-    epochs: int = 12
-    lines_per_epoch: int = 12288  # lines drawn afresh each epoch
-    batch_size: int = 64
-    pool_batches: int = 4  # lines are drawn this many batches at a time and batched by width (less padding)
+    epochs: int = 10
+    lines_per_epoch: int = 12800  # lines drawn afresh each epoch
+    batch_size: int = 16
+    pool_batches: int = 16  # lines are drawn this many batches at a time and batched by width (less padding)
     workers: int = 1  # 1: the next lines are drawn in a second process while the model trains; 0: in turn
     lr: float = 3e-3
     weight_decay: float = 1e-4
