@@ -28,6 +28,7 @@ def test_a_missing_file_names_the_folder_and_the_variable(tmp_path: Path, monkey
         load_realdigits(TRAIN_FILE, DataConfig(download=False))
 
 
+@pytest.mark.slow  # crops all 1,934 training digits (4 s); the parsing tests above cover the module fast
 def test_training_digits_are_cropped_like_the_reader_crops(data_config: DataConfig) -> None:
     train, val = real_splits(data_config, RealDataConfig(repeat=1, val_size=100))
     assert len(train) == 1834 and len(val) == 100
