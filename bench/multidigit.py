@@ -17,7 +17,9 @@ per category and overall, where the misses come from, the exact accuracy the cla
 every symbol were segmented perfectly (each digit's own ink, classified as the reader classifies a piece:
 the ceiling that segmentation can approach), and reading latency: every drawing's, and the
 median over 6-digit drawings on an 800×800 canvas sent as the sketchpad's value (segmentation and
-classification). Writes results/bench/multidigit.json.
+classification). With the line reader (checkpoints/line_reader.safetensors, issue 13), also what the CTC line
+model reads alone, without cuts ("exact_line_model_alone"; not yet combined with the reader). Writes
+results/bench/multidigit.json.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digit_studio import cli
+from digit_studio import cli, resources
 from digit_studio.cli import run_script
 from digit_studio.config import DataConfig
-from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
+from digit_studio.models.line_reader import LineReader, line_image, line_log_probs, load_line_reader
+from digit_studio.reading.ctc import greedy_decode
+from digit_studio.reading.inputs import ink_map
+from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading
 from digit_studio.training.data import load_mnist
 from digit_studio.training.synth import Drawing, Style, draw_number, pick_digits, scan
 
@@ -101,13 +106,34 @@ def perfectly_segmented(drawing: Drawing, reader: Reader) -> str:
     return "".join(next(digits) if c.isdigit() else c for c in chars)
 
 
-def score(category: str, drawings: list[tuple[Drawing, np.ndarray]], reader: Reader) -> dict:
-    exact = digits = digit_total = count_ok = oracle = 0
+def line_model_alone(image: np.ndarray, reading: Reading, model: LineReader) -> str:
+    """What the CTC line model reads, with no cuts: the drawing's ink, one line at a time (with several lines,
+    each takes the rows between its symbols' top and bottom as the reader found them)."""
+    ink = ink_map(image)
+    lines = sorted({s.line for s in reading.symbols}) or [0]
+    parts = []
+    for line in lines:
+        part = ink.mask
+        if len(lines) > 1:  # symbol boxes are in the input's pixels, the mask at working resolution
+            boxes = [s.box for s in reading.symbols if s.line == line]
+            top, bottom = min(b[1] for b in boxes) // ink.scale, -(-max(b[3] for b in boxes) // ink.scale)
+            part = np.zeros_like(ink.mask)
+            part[top:bottom] = ink.mask[top:bottom]
+        parts.append(line_image(part, model.config.height).image)
+    return "\n".join(greedy_decode(lp) for lp in line_log_probs(model, parts))
+
+
+def score(category: str, drawings: list[tuple[Drawing, np.ndarray]], reader: Reader,
+          line_model: LineReader | None) -> dict:
+    exact = digits = digit_total = count_ok = oracle = line_exact = 0
     times, misses, causes = [], [], Counter()
     for drawing, image in drawings:
         start = time.perf_counter()
-        text = reader.read(image).text
+        reading = reader.read(image)
+        text = reading.text
         times.append(time.perf_counter() - start)
+        if line_model is not None:
+            line_exact += line_model_alone(image, reading, line_model) == drawing.text
         oracle += perfectly_segmented(drawing, reader) == drawing.text.replace("\n", "")
         truth, read = drawing.text.replace("\n", ""), text.replace("\n", "")
         exact += text == drawing.text
@@ -125,6 +151,7 @@ def score(category: str, drawings: list[tuple[Drawing, np.ndarray]], reader: Rea
     n = len(drawings)
     return {
         "images": n, "exact": exact / n, "exact_if_segmented_perfectly": oracle / n,
+        **({"exact_line_model_alone": line_exact / n} if line_model is not None else {}),
         "per_digit": digits / digit_total, "digit_count": count_ok / n,
         "median_ms": 1000 * statistics.median(times), "misses": n - exact, "causes": dict(causes),
         "examples": misses[:15],
@@ -154,24 +181,29 @@ def main() -> None:
     parser.add_argument("--vae", default=DEFAULT_VAE)
     parser.add_argument("--no-vae", dest="vae", action="store_const", const=None, help="read without the VAE")
     parser.add_argument("--train-digits", action="store_true", help="draw MNIST training digits (for tuning)")
+    parser.add_argument("--line-reader", default=str(resources.LINE_READER),
+                        help="CTC line model also read alone, for comparison ('' for none; default: %(default)s)")
     parser.add_argument("--out", default="results/bench/multidigit.json")
     args = parser.parse_args()
     split = load_mnist(DataConfig(download=False), train=args.train_digits)
     reader = Reader.from_checkpoint(args.classifier, args.vae)
+    line_model = load_line_reader(args.line_reader)[0] if args.line_reader else None
     rng = np.random.default_rng(args.seed)
     report = {"categories": {}}
     for category, spec in CATEGORIES.items():
         texts = [spec.text(rng) for _ in range(args.per_category)]
         drawings = [draw_number(t, pick_digits(split, t, rng), rng, spec.style) for t in texts]
         images = [scan(d, rng) if spec.scanned else d.image for d in drawings]
-        report["categories"][category] = score(category, list(zip(drawings, images)), reader)
+        report["categories"][category] = score(category, list(zip(drawings, images)), reader, line_model)
         r = report["categories"][category]
-        print(f"{category:10s} exact {r['exact']:.2%} (perfectly segmented {r['exact_if_segmented_perfectly']:.2%})  "
+        alone = f", line model alone {r['exact_line_model_alone']:.2%}" if line_model is not None else ""
+        print(f"{category:10s} exact {r['exact']:.2%} (perfectly segmented {r['exact_if_segmented_perfectly']:.2%}{alone})  "
               f"per digit {r['per_digit']:.2%}  count {r['digit_count']:.2%}  "
               f"median {r['median_ms']:.1f} ms  misses {r['causes']}")
     cats = report["categories"].values()
     total = sum(c["images"] for c in cats)
-    figures = ("exact", "exact_if_segmented_perfectly", "per_digit", "digit_count")
+    figures = ("exact", "exact_if_segmented_perfectly", "per_digit", "digit_count",
+               *(("exact_line_model_alone",) if line_model is not None else ()))
     report["overall"] = {k: sum(c[k] * c["images"] for c in cats) / total for k in figures}
     report["overall"]["images"] = total
     report["latency_6_digits_800x800"] = latency(reader, split, rng, 200)
@@ -186,7 +218,7 @@ def main() -> None:
     }
     report["setup"] = {
         "seed": args.seed, "per_category": args.per_category, "digits": "train" if args.train_digits else "test",
-        "classifier": str(args.classifier), "vae": args.vae and str(args.vae),
+        "classifier": str(args.classifier), "vae": args.vae and str(args.vae), "line_reader": args.line_reader or None,
         "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
     }
     print(f"overall    exact {report['overall']['exact']:.2%}  latency {report['latency_6_digits_800x800']}")

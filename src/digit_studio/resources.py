@@ -17,6 +17,7 @@ def _root() -> Path:
 ROOT = _root()
 CLASSIFIER = ROOT / "checkpoints" / "classifier.safetensors"
 VAE = ROOT / "checkpoints" / "vae.safetensors"
+LINE_READER = ROOT / "checkpoints" / "line_reader.safetensors"
 EXAMPLES = ROOT / "examples"
 RESULTS = ROOT / "results"
 
