@@ -16,7 +16,6 @@ Writes results/bench/browser.json.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from pathlib import Path
 
@@ -42,39 +41,23 @@ def main() -> None:
     args = parser.parse_args()
     from playwright import sync_api as playwright
 
+    from digit_studio.research.browser import pick_brush, stroke, studio_page
     from digit_studio.research.server import running_studio
     from digit_studio.training.synth import MOUSE_DIGITS, mouse_strokes
 
     if len(MOUSE_DIGITS[args.number[-1]]) != 1:
         raise DigitStudioError(f"the last digit must be drawn in one stroke: {args.number[-1]} takes more")
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        raise DigitStudioError("no `chromium` on PATH: apt-get install -y chromium")
-
     reading_ms: list[float] = []
     sent_ms: list[float] = []  # until the page sends its first request: the sketchpad's own work
     gallery_ms: list[float] = []
-    with running_studio() as server, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(server.url)
-        page.get_by_role("button", name="Brush").click()
-        canvas = page.locator(".pixi-target canvas").first
-        canvas.wait_for()
-        box = canvas.bounding_box()
+    with running_studio() as server, studio_page(server.url, **VIEWPORT) as page:
+        box = pick_brush(page)
         *first, last = mouse_strokes(args.number, box)
         number, tiles = page.locator("#reading .number"), page.locator("#explanations img")
 
-        def stroke(points: list[tuple[float, float]]) -> None:
-            page.mouse.move(*points[0])
-            page.mouse.down()
-            for point in points[1:]:
-                page.mouse.move(*point)
-            page.mouse.up()
-
         for repeat in range(args.repeats + 1):  # the first round warms the server and the page up
             for points in first:
-                stroke(points)
+                stroke(page, points)
             playwright.expect(number).to_have_text(args.number[:-1], timeout=60_000)
             playwright.expect(tiles).to_have_count(len(args.number) - 1, timeout=60_000)
             page.wait_for_timeout(1_000)  # every job of the earlier strokes is done
@@ -93,7 +76,7 @@ def main() -> None:
                     if (t.read && t.gallery) observer.disconnect();
                 }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
             }""", [args.number, len(args.number)])
-            stroke(last)
+            stroke(page, last)
             try:
                 page.wait_for_function("() => window.strokeTimes.read && window.strokeTimes.gallery", timeout=60_000,
                                        polling=200)
@@ -112,8 +95,7 @@ def main() -> None:
             page.get_by_role("button", name="Clear canvas").click()
             playwright.expect(page.locator("#reading .prompt")).to_be_visible(timeout=60_000)
             playwright.expect(tiles).to_have_count(0, timeout=60_000)
-            page.get_by_role("button", name="Brush").click()
-        browser.close()
+            pick_brush(page)
 
     report = {
         "stroke_to_reading_ms": summary(reading_ms),

@@ -67,13 +67,6 @@ def server_time(repeats: int) -> dict:
     }
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise DigitStudioError(f"no VmRSS for process {pid}")
-
-
 def run_level(url: str, clients: int, per_client: int) -> dict:
     """`clients` threads, each with its own gradio_client, sending `per_client` requests."""
     from gradio_client import Client, handle_file
@@ -140,12 +133,12 @@ def main() -> None:
         # Warm-up at the highest concurrency: the first requests start the server's worker threads and fill
         # its buffers once; what grows after that is what more requests cost.
         run_level(url, max(clients for clients, _ in levels), 2)
-        before = rss_mb(server.process.pid)
+        before = server.rss_mb()
         results = []
         for clients, per_client in levels:
             results.append(run_level(url, clients, per_client))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "error_samples"}))
-        after = rss_mb(server.process.pid)
+        after = server.rss_mb()
     total = sum(r["requests"] for r in results)
     memory = {"before_mb": round(before, 1), "after_mb": round(after, 1), "growth_mb": round(after - before, 1),
               "requests_between": total}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +14,11 @@ from pathlib import Path
 import pytest
 from playwright import sync_api as playwright
 
+from digit_studio.research.browser import pick_brush, stroke, studio_page
 from digit_studio.training.synth import mouse_strokes
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium")  # Debian's build; playwright's own browser download is not used
 NUMBER = "1704"
 EXAMPLE = "1984"  # examples/1984.png, the first example
 
@@ -27,11 +26,7 @@ EXAMPLE = "1984"  # examples/1984.png, the first example
 def draw(page, canvas_box: dict, number: str) -> None:
     """Write `number` across the middle of the drawing area, one mouse stroke per polyline."""
     for points in mouse_strokes(number, canvas_box):
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point)
-        page.mouse.up()
+        stroke(page, points)
 
 
 def assert_images_visible(page, gallery: str) -> None:
@@ -48,19 +43,8 @@ def assert_images_visible(page, gallery: str) -> None:
 def brush_in_hand(url: str, width: int, height: int) -> Iterator[tuple[playwright.Page, dict]]:
     """The studio in a fresh Chromium page of this size, the brush picked; yields the page and the drawing
     canvas's box."""
-    if CHROMIUM is None:
-        pytest.fail("no `chromium` on PATH: install Debian's package (apt-get install -y chromium), as .ci/run does")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(url)
-            page.get_by_role("button", name="Brush").click()
-            canvas = page.locator(".pixi-target canvas").first
-            canvas.wait_for()
-            yield page, canvas.bounding_box()
-        finally:
-            browser.close()
+    with studio_page(url, width, height) as page:
+        yield page, pick_brush(page)
 
 
 def test_draw_a_number_in_chromium(studio_url: str, tmp_path: Path) -> None:

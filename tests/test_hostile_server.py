@@ -24,11 +24,6 @@ EXAMPLE = ROOT / "examples" / "314159.png"
 RSS_BOUND_MB = 300
 
 
-def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
-
-
 class Page:
     """What the studio's page sends: files uploaded to /upload, then the sketchpad's change event joined to
     the queue, its answer read from the event stream."""
@@ -80,7 +75,7 @@ def hostile_files(folder: Path) -> dict[str, tuple[Path, str]]:
 def test_hostile_payloads_through_the_api_and_the_page(studio, tmp_path: Path) -> None:
     client, page = Client(studio.url, verbose=False), Page(studio.url)
     client.predict(handle_file(str(EXAMPLE)), api_name="/read")  # warm: models and buffers in place
-    start = rss_mb(studio.process.pid)
+    start = studio.rss_mb()
     for name, (path, words) in hostile_files(tmp_path).items():
         with pytest.raises(Exception, match=words):
             client.predict({"background": None, "layers": [], "composite": handle_file(str(path))}, api_name="/read")
@@ -92,16 +87,16 @@ def test_hostile_payloads_through_the_api_and_the_page(studio, tmp_path: Path) -
     fine = page.stroke({"background": None, "layers": [], "composite": small})
     assert fine["success"], fine
     assert client.predict(handle_file(str(EXAMPLE)), api_name="/read")["text"] == "314159"
-    assert rss_mb(studio.process.pid) - start < RSS_BOUND_MB
+    assert studio.rss_mb() - start < RSS_BOUND_MB
 
 
 def test_the_sketchpad_blob_store_is_bounded(studio) -> None:
     page = Page(studio.url)
-    start = rss_mb(studio.process.pid)
+    start = studio.rss_mb()
     blob = secrets.token_bytes(8 * 2**20)  # incompressible, as a PNG export is
     for i in range(40):  # 320 MB of exports that no event will ever take
         assert page.accept_blobs(f"spam{i}", "composite", blob).status_code == 200
-    assert rss_mb(studio.process.pid) - start < BLOB_BYTES_KEPT / 2**20 + 100
+    assert studio.rss_mb() - start < BLOB_BYTES_KEPT / 2**20 + 100
     refused = page.accept_blobs("far", "layer", b"x", index=10**9)  # gradio would grow a list this long
     assert refused.status_code >= 400 and "at most" in refused.text
     assert page.accept_blobs("over", "composite", b"x" * (21 * 2**20)).status_code == 413  # max_file_size

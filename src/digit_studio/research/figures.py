@@ -11,7 +11,6 @@ results/bench/real_handwriting.png, results/multidigit/)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,24 +45,16 @@ def explanations(results: Path) -> list[Path]:
 def studio(results: Path) -> list[Path]:
     from playwright import sync_api as playwright
 
+    from digit_studio.research.browser import studio_page
     from digit_studio.research.server import running_studio
 
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        raise DigitStudioError("no `chromium` on PATH for the studio's picture: apt-get install -y chromium")
     path = results / "studio.png"
-    with running_studio() as server, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(server.url)
-            page.locator("#examples img").nth(3).click()  # 314159
-            playwright.expect(page.locator("#reading .number")).to_have_text("314159", timeout=60_000)
-            page.locator("#explanations img").nth(5).wait_for(timeout=60_000)
-            page.wait_for_timeout(1_000)
-            page.screenshot(path=path, full_page=True)
-        finally:
-            browser.close()
+    with running_studio() as server, studio_page(server.url, 1400, 1100) as page:
+        page.locator("#examples img").nth(3).click()  # 314159
+        playwright.expect(page.locator("#reading .number")).to_have_text("314159", timeout=60_000)
+        page.locator("#explanations img").nth(5).wait_for(timeout=60_000)
+        page.wait_for_timeout(1_000)
+        page.screenshot(path=path, full_page=True)
     return [path]
 
 

@@ -23,6 +23,13 @@ class Server:
     process: subprocess.Popen
     url: str
 
+    def rss_mb(self) -> float:
+        """The server's resident memory now (VmRSS from /proc/<pid>/status), in MB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise DigitStudioError(f"no VmRSS for process {self.process.pid}")
+
 
 @contextlib.contextmanager
 def running_studio(log: Path | None = None, python: str | Path = sys.executable, cwd: Path = resources.ROOT,
