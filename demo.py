@@ -1,7 +1,7 @@
 """Digit Insight Studio: draw a number, watch the network read it, explain itself and imagine alternatives.
 
     python demo.py [--classifier checkpoints/classifier.safetensors] [--vae checkpoints/vae.safetensors]
-                   [--host 0.0.0.0] [--port 7860] [--share]
+                   [--line-reader checkpoints/line_reader.safetensors] [--host 0.0.0.0] [--port 7860] [--share]
 
 Runs unchanged as a Hugging Face Space: host and port default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT.
 """
@@ -32,6 +32,8 @@ def main() -> None:
     parser = cli.parser(__doc__)
     parser.add_argument("--classifier", type=Path, default=resources.CLASSIFIER, help="classifier checkpoint")
     parser.add_argument("--vae", type=Path, default=resources.VAE, help="VAE checkpoint")
+    parser.add_argument("--line-reader", type=Path, default=resources.LINE_READER,
+                        help="CTC line model checkpoint (the cuts alone read where the default is not installed)")
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
@@ -40,8 +42,9 @@ def main() -> None:
     from digit_studio.studio.analysis import Studio
     from digit_studio.studio.app import CONCURRENCY, build_app, launch
 
-    studio = Studio.from_checkpoints(args.classifier, args.vae, explainers=CONCURRENCY)
-    launch(build_app(studio, classifier=args.classifier, vae=args.vae), args.host, args.port, args.share)
+    studio = Studio.from_checkpoints(args.classifier, args.vae, explainers=CONCURRENCY, line_reader=args.line_reader)
+    launch(build_app(studio, classifier=args.classifier, vae=args.vae, line_reader=args.line_reader),
+           args.host, args.port, args.share)
 
 
 if __name__ == "__main__":

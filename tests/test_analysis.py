@@ -48,7 +48,8 @@ def test_analysis_of_a_six_digit_drawing(six) -> None:
     # Grad-CAM beats a random ink order on average (results/bench/explain_quality.json: 74% of digits).
     deletion = np.mean([d.explanation.faithfulness["deletion_auc"] for d in six.digits])
     assert deletion < np.mean([d.explanation.faithfulness["random_deletion_auc"] for d in six.digits])
-    assert set(six.timings_ms) == {"read", "explain", "variations", "total"}  # read includes atypicality
+    # read includes atypicality; line_view is the line model's map of each digit
+    assert set(six.timings_ms) == {"read", "explain", "line_view", "variations", "total"}
 
 
 def test_json_is_complete_and_serialisable(six) -> None:
@@ -186,3 +187,22 @@ def test_about_page_shows_measured_figures() -> None:
     assert f"| {evaluation['accuracy']:.2%} |" in text and "Test negative ELBO" in text
     assert "Test accuracy" not in about_markdown(ROOT / "missing.safetensors", ROOT / "missing.safetensors",
                                                  ROOT / "missing_results")
+    assert "Line reader" not in text  # only where a line checkpoint is named
+
+
+def test_about_page_shows_the_line_reader() -> None:
+    from digit_studio.studio.about import about_markdown
+
+    line_reader = ROOT / "checkpoints/line_reader.safetensors"
+    test = read_checkpoint(line_reader, "line_reader")[1]["metrics"]["test"]
+    text = about_markdown(ROOT / "checkpoints/classifier.safetensors", ROOT / "checkpoints/vae.safetensors",
+                          line_reader=line_reader)
+    assert "### Line reader" in text and f"| {test['overall']['exact']:.1%} |" in text
+    assert f"| {test['touching']['exact']:.1%} |" in text and f"12: {test['symbols_12']['exact']:.0%}" in text
+    bench = json.loads((ROOT / "results/bench/multidigit.json").read_text())["overall"]
+    assert f"| {bench['exact_line_model_alone']:.1%} |" in text
+    # the bench's "exact" is both readers' only in a run that also reports the cuts alone
+    assert ("both readers" in text) == ("exact_segmentation_alone" in bench)
+    missing = about_markdown(ROOT / "checkpoints/classifier.safetensors", ROOT / "checkpoints/vae.safetensors",
+                             line_reader=ROOT / "missing.safetensors")
+    assert "Line reader" not in missing

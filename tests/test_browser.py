@@ -1,7 +1,8 @@
 """The studio in a real headless Chromium (Debian's `chromium`, driven by playwright): pick the brush, draw a
 number stroke by stroke with the mouse, and check the number the page shows, every panel drawn from that
-reading, a count typed in the variations box, the report of what is on screen, an example that reads as
-soon as it is clicked, and Clear. Screenshots go to a temporary folder, never into the checkout."""
+reading (the line reader's view of each digit among them), a count typed in the variations box, the report
+of what is on screen, an example that reads as soon as it is clicked, and Clear. Screenshots go to a
+temporary folder, never into the checkout."""
 
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def test_draw_a_number_in_chromium(studio_url: str, tmp_path: Path) -> None:
         playwright.expect(page.locator("#reading .digit")).to_have_count(len(NUMBER))
         page.locator("#explanations img").nth(len(NUMBER) - 1).wait_for(timeout=30_000)
         assert_images_visible(page, "#explanations")
+        # the line model reads the line whole too: its view of every digit, under the explanations
+        page.locator("#line-view img").nth(len(NUMBER) - 1).wait_for(timeout=30_000)
+        assert_images_visible(page, "#line-view")
         page.screenshot(path=tmp_path / "why.png", full_page=True)
 
         page.get_by_role("tab", name="What else").click()
@@ -87,7 +91,8 @@ def test_draw_a_number_in_chromium(studio_url: str, tmp_path: Path) -> None:
         playwright.expect(page.locator("#reading .prompt")).to_contain_text("Draw a number", timeout=30_000)
         page.wait_for_timeout(2_000)
         assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
-        assert page.locator("#explanations img").count() == 0 and page.locator("#variations img").count() == 0
+        for gallery in ("#explanations", "#line-view", "#variations"):
+            assert page.locator(f"{gallery} img").count() == 0, gallery
         for tab in ("Why", "What else", "Report", "About the model"):
             page.get_by_role("tab", name=tab).click()
             page.screenshot(path=tmp_path / f"1280_{tab}.png", full_page=True)

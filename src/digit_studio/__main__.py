@@ -1,6 +1,7 @@
 """Command line: read the number drawn in each image.
 
     python -m digit_studio read IMAGE [IMAGE ...] [--json] [--classifier PATH] [--vae PATH | --no-vae]
+                               [--line-reader PATH | --no-line-reader]
     python -m digit_studio figures [--only evaluation explanations studio]
 
 Prints the number read from each image, one line per image (a two-line number's lines joined by " / ";
@@ -37,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--classifier", default=resources.CLASSIFIER, help="classifier checkpoint")
     read.add_argument("--vae", default=resources.VAE, help="VAE checkpoint (helps split touching digits)")
     read.add_argument("--no-vae", dest="vae", action="store_const", const=None, help="read without the VAE")
+    read.add_argument("--line-reader", default=resources.LINE_READER,
+                      help="CTC line model checkpoint: the second reader, which settles touching digits")
+    read.add_argument("--no-line-reader", dest="line_reader", action="store_const", const=None,
+                      help="read by segmentation alone")
     figures = commands.add_parser("figures", help="regenerate the README's pictures in results/", allow_abbrev=False)
     figures.add_argument("--only", nargs="+", choices=FIGURE_SETS, default=list(FIGURE_SETS), metavar="SET",
                          help=f"some of: {', '.join(FIGURE_SETS)} (default: all)")
@@ -59,7 +64,8 @@ def main() -> int:
         return 0
     from digit_studio.reading.reader import Reader  # torch loads only now: --help answers at once
 
-    reader = Reader.from_checkpoint(args.classifier, args.vae)  # a bad checkpoint stops everything: run_script
+    # a bad checkpoint stops everything: run_script
+    reader = Reader.from_checkpoint(args.classifier, args.vae, line_reader=args.line_reader)
     failed = 0
     for path in args.images:
         try:

@@ -64,6 +64,27 @@ def ink_ranks(importance: torch.Tensor, ink: torch.Tensor, generator: torch.Gene
     return order.argsort(1)
 
 
+def probes(flat: torch.Tensor, ranks: torch.Tensor, steps: int, fill: float = 0.0) -> torch.Tensor:
+    """(B, 2, R, steps - 1, N): each image of `flat` (B, N) with 1/steps ... (steps-1)/steps of its ink
+    blanked (index 0, deletion) or drawn onto blank paper (1, insertion), in each of the R pixel orders
+    `ranks` (B, R, N) from `ink_ranks`. The two ends of the curves (intact image, blank paper) are left out:
+    every order shares them."""
+    ink = (flat != fill).sum(1, keepdim=True)
+    fractions = torch.arange(1, steps, device=flat.device) / steps
+    counts = (fractions * ink).round()  # (B, steps - 1) ink pixels gone (deletion) or drawn (insertion)
+    chosen = ranks[:, :, None, :] < counts[:, None, :, None]  # (B, R, steps - 1, N)
+    image = flat[:, None, None, :]
+    return torch.stack([torch.where(chosen, fill, image), torch.where(chosen, image, fill)], 1)
+
+
+def assemble(intact: torch.Tensor, blank: torch.Tensor, inner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deletion and insertion curves (B, R, steps + 1) from the scores of the intact images (B,), of blank
+    paper (B,) and of the `probes` (B, 2, R, steps - 1)."""
+    orders = inner.shape[2]
+    intact, blank = (end[:, None, None].expand(-1, orders, 1) for end in (intact, blank))
+    return torch.cat([intact, inner[:, 0], blank], -1), torch.cat([blank, inner[:, 1], intact], -1)
+
+
 @torch.inference_mode()
 def curves(
     model: nn.Module, images: torch.Tensor, probabilities: torch.Tensor, ranks: torch.Tensor,
@@ -71,24 +92,15 @@ def curves(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Deletion and insertion curves (B, R, steps + 1) for R pixel orders per digit, given as `ranks`
     (B, R, N) from `ink_ranks`; `probabilities` are the intact digits'. All the partly drawn digits go
-    through the model as one batch; the two ends of every curve (intact digit, blank paper) are shared."""
+    through the model as one batch, with one blank page."""
     batch, orders, _ = ranks.shape
-    flat = images.flatten(1)
-    ink = (flat != fill).sum(1, keepdim=True)
-    fractions = torch.arange(1, steps, device=images.device) / steps
-    counts = (fractions * ink).round()  # (B, steps - 1) ink pixels gone (deletion) or drawn (insertion)
-    chosen = ranks[:, :, None, :] < counts[:, None, :, None]  # (B, R, steps - 1, N)
-    digit = flat[:, None, None, :]
-    probed = torch.cat([torch.where(chosen, fill, digit), torch.where(chosen, digit, fill)], 1)
+    probed = probes(images.flatten(1), ranks, steps, fill)
     probed = torch.cat([probed.reshape(-1, *images.shape[1:]), torch.full_like(images[:1], fill)])
     probed_probabilities = model(probed).softmax(1)
     sample = torch.arange(batch, device=images.device).repeat_interleave(2 * orders * (steps - 1))
     inner = objective.score(probed_probabilities[:-1], sample).view(batch, 2, orders, steps - 1)
-    intact = objective.score(probabilities)[:, None, None].expand(-1, orders, 1)
-    blank = objective.score(probed_probabilities[-1:].expand(batch, -1))[:, None, None].expand(-1, orders, 1)
-    deletion = torch.cat([intact, inner[:, 0], blank], -1)
-    insertion = torch.cat([blank, inner[:, 1], intact], -1)
-    return deletion, insertion
+    blank = objective.score(probed_probabilities[-1:].expand(batch, -1))
+    return assemble(objective.score(probabilities), blank, inner)
 
 
 def faithfulness(

@@ -10,6 +10,10 @@ models what single digits look like, says how unlike any digit the piece is (its
 segmentation charges pieces for it, so touching digits are split where each part looks like a digit.
 Without a VAE the reader still works, on the classifier's confidence and shape priors alone.
 
+With the CTC line model (checkpoints/line_reader.safetensors) every line is also read whole, without cuts,
+and where the two readings differ a rule settles which stands (reading/two_readers.py); each symbol says
+which reader decided it. Without the line model the reader reads by the cuts alone.
+
 One Reader serves concurrent requests: the models are only ever run in eval and inference mode, and
 reading keeps no state between calls.
 """
@@ -28,13 +32,16 @@ from torch import nn
 from digit_studio import resources
 from digit_studio.generation import atypicality
 from digit_studio.models.classifier import load_classifier
+from digit_studio.models.line_reader import LineReader, load_line_reader
 from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.reading.crops import mnist_crops
 from digit_studio.reading.inputs import InkMap, ink_map
 from digit_studio.reading.segmentation import SEPARATORS, Piece, SegmentConfig, segment
+from digit_studio.reading.two_readers import CUTS, LineDecision, LineReading, TwoReaderRule, decide_lines
 
 DEFAULT_CLASSIFIER = resources.CLASSIFIER
 DEFAULT_VAE = resources.VAE
+DEFAULT_LINE_READER = resources.LINE_READER
 UNCERTAIN_BELOW = 0.7  # a digit read with less confidence than this is flagged
 # A digit whose atypicality (VAE negative ELBO, nats) exceeds this looks like no digit the VAE knows: the
 # 95th percentile of MNIST test digits' scores (bench/vae_quality.py).
@@ -47,13 +54,17 @@ REDRAW = "draw the number larger, with fewer strokes"
 @dataclass(frozen=True)
 class Symbol:
     label: str  # "0".."9", or a separator: "-" or "."
-    confidence: float  # the classifier's probability for a digit; 1 for a separator (read by shape)
+    confidence: float  # the deciding reader's probability for the label (the classifier's where the cuts
+    # decided, the line model's where it did); 1 for a separator read by shape
     top3: tuple[tuple[str, float], ...]  # the three likeliest digits with their probabilities
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input's pixels (end exclusive)
     crop: np.ndarray  # (28, 28) float32 in [0, 1], ink light on dark: what the classifier saw
     line: int  # 0 for the first line
     atypicality: float | None = None  # the crop's negative ELBO under the VAE (nats), if the reader has one
     unlike: bool = False  # looks like no digit the VAE knows (atypicality above the reader's threshold)
+    reader: str = CUTS  # who decided it: "cuts" (segmentation and classifier), "line" (the CTC line model
+    # overruled the cuts) or "both" (they agreed)
+    frames: tuple[int, int] | None = None  # its first and last frame in its line's line-model reading
 
     @property
     def is_digit(self) -> bool:
@@ -70,6 +81,7 @@ class Reading:
     text: str  # the number; lines joined by "\n"
     symbols: tuple[Symbol, ...]  # in reading order
     message: str | None = None  # for a person, when nothing could be read ("Draw a number", too messy)
+    lines: tuple[LineReading | None, ...] = ()  # per line, what the line model read (None: it did not)
 
     @property
     def uncertain(self) -> bool:
@@ -80,7 +92,8 @@ class Reading:
         return {
             "text": self.text,
             "digits": [
-                {"label": s.label, "confidence": round(s.confidence, 4), "box": list(s.box)} for s in self.symbols
+                {"label": s.label, "confidence": round(s.confidence, 4), "box": list(s.box), "reader": s.reader}
+                for s in self.symbols
             ],
             "uncertain": self.uncertain,
             "message": self.message,
@@ -89,8 +102,11 @@ class Reading:
 
 class Reader:
     def __init__(self, model: nn.Module, vae: ConvVAE | None = None, segment_config: SegmentConfig = SegmentConfig(),
-                 not_a_digit_above: float = NOT_A_DIGIT_ABOVE) -> None:
+                 not_a_digit_above: float = NOT_A_DIGIT_ABOVE, line_model: LineReader | None = None,
+                 rule: TwoReaderRule = TwoReaderRule()) -> None:
         self.model = model.eval()
+        self.line_model = line_model.eval() if line_model is not None else None
+        self.rule = rule
         self.vae = vae.eval() if vae is not None else None
         self.device = next(model.parameters()).device
         self.segment_config = segment_config
@@ -98,9 +114,13 @@ class Reader:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path = DEFAULT_CLASSIFIER, vae: str | Path | None = DEFAULT_VAE,
-                        device: str | torch.device = "cpu") -> Reader:
+                        device: str | torch.device = "cpu", line_reader: str | Path | None = DEFAULT_LINE_READER,
+                        ) -> Reader:
+        """The reader from checkpoints; the line model is left out when `line_reader` is None, or is the
+        default path and no checkpoint is there (the cuts alone read)."""
         model, _ = load_classifier(path, device)
-        return cls(model, load_vae(vae, device)[0] if vae is not None else None)
+        vae_model = load_vae(vae, device)[0] if vae is not None else None
+        return cls(model, vae_model, line_model=optional_line_reader(line_reader, device))
 
     def read(self, image: Any) -> Reading:
         """Read the number in `image`; InputError (a DigitStudioError) if it is no image at all."""
@@ -119,10 +139,12 @@ class Reader:
             return Reading("", (), EMPTY)
         if all(p.kind == "scribble" for line in found.lines for p in line):
             return Reading("", (), f"Too messy to read (a scribble, not a number): {REDRAW}")
-        symbols = tuple(self._symbol(p, ink, found.scale, line) for line, pieces in enumerate(found.lines)
-                        for p in pieces)
+        decisions = (decide_lines(found.lines, self.classify, self.line_model, self.rule) if self.line_model is not None
+                     else [LineDecision.of_cuts(line) for line in found.lines])
+        symbols = tuple(self._symbol(d, i, ink, found.scale, line) for line, d in enumerate(decisions)
+                        for i in range(len(d.pieces)))
         text = "\n".join("".join(s.label for s in symbols if s.line == k) for k in range(len(found.lines)))
-        return Reading(text, symbols)
+        return Reading(text, symbols, lines=tuple(d.reading for d in decisions))
 
     @torch.inference_mode()
     def classify(self, masks: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -134,11 +156,22 @@ class Reader:
         return crops, probs, unlike
 
 
-    def _symbol(self, piece: Piece, ink: InkMap, scale: int, line: int) -> Symbol:
+    def _symbol(self, decision: LineDecision, i: int, ink: InkMap, scale: int, line: int) -> Symbol:
+        piece, label, frames = decision.pieces[i], decision.labels[i], decision.frames[i]
+        reader = decision.reading.decided if decision.reading is not None else CUTS
         box = ink.to_input(tuple(v * scale for v in piece.box))
-        if piece.kind in SEPARATORS:  # read by shape: no crop was classified
-            return Symbol(piece.kind, 1.0, (), box, np.zeros((28, 28), np.float32), line)
+        if piece.kind in SEPARATORS:  # read by shape (or by the line model): no crop was classified
+            return Symbol(piece.kind, 1.0 if reader == CUTS else decision.confidences[i], (), box,
+                          np.zeros((28, 28), np.float32), line, reader=reader, frames=frames)
         top = piece.probs.topk(3)
-        top3 = tuple((str(int(i)), float(p)) for p, i in zip(top.values, top.indices))
+        top3 = tuple((str(int(j)), float(p)) for p, j in zip(top.values, top.indices))
         unlike = piece.kind == "scribble" or (piece.atypicality is not None and piece.atypicality > self.not_a_digit_above)
-        return Symbol(top3[0][0], top3[0][1], top3, box, piece.crop.numpy(), line, piece.atypicality, unlike)
+        return Symbol(label, decision.confidences[i], top3, box, piece.crop.numpy(), line, piece.atypicality, unlike,
+                      reader, frames)
+
+
+def optional_line_reader(path: str | Path | None, device: str | torch.device = "cpu") -> LineReader | None:
+    """The line model at `path`; None for None, or for the default path where no checkpoint is installed."""
+    if path is None or (Path(path) == DEFAULT_LINE_READER and not DEFAULT_LINE_READER.exists()):
+        return None
+    return load_line_reader(path, device)[0]

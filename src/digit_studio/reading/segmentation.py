@@ -150,7 +150,7 @@ def segment(mask: np.ndarray, classify: Classify, config: SegmentConfig = Segmen
     lines = [_label_separators(line, stroke, config) for line in _lines(pieces, stroke, config)]
     for line in lines:
         _mark_scribbles(line, stroke, config)
-    _classify([p for line in lines for p in line if p.kind in ("digit", "scribble")], classify, config)
+    classify_pieces([p for line in lines for p in line if p.kind in ("digit", "scribble")], classify, config.batch)
     lines = _join_near(lines, stroke, classify, config)
     return Segmentation(_split_touching(lines, stroke, classify, config), scale)
 
@@ -329,7 +329,7 @@ def _digit_height(pieces: Sequence[Piece], stroke: float, config: SegmentConfig)
     return _typical(heights if len(heights) else np.array([p.height for p in pieces]))
 
 
-def _union(a: Piece, b: Piece) -> Piece:
+def union(a: Piece, b: Piece) -> Piece:
     box = (min(a.box[0], b.box[0]), min(a.box[1], b.box[1]), max(a.box[2], b.box[2]), max(a.box[3], b.box[3]))
     mask = np.zeros((box[3] - box[1], box[2] - box[0]), bool)
     for p in (a, b):
@@ -358,7 +358,7 @@ def _merge(pieces: list[Piece], stroke: float, config: SegmentConfig) -> list[Pi
         if not ok.any():
             break
         i, j = np.unravel_index(np.argmax(np.where(ok, share, -1)), ok.shape)
-        merged = _union(pieces[i], pieces[j])
+        merged = union(pieces[i], pieces[j])
         pieces = [p for k, p in enumerate(pieces) if k not in (i, j)] + [merged]
     return pieces
 
@@ -423,7 +423,7 @@ def _label_separators(line: list[Piece], stroke: float, config: SegmentConfig) -
                 p.kind = "."
                 separators.append(p)
         elif distance < config.part_near:
-            digits[digits.index(nearest)] = _union(nearest, p)
+            digits[digits.index(nearest)] = union(nearest, p)
         elif _is_flat(p, stroke, config):
             p.kind = "-"  # a stroke far from any digit, not at a dash's place: still no digit
             separators.append(p)
@@ -454,38 +454,39 @@ def _join_near(lines: list[list[Piece]], stroke: float, classify: Classify,
     candidates = [(k, line[i], line[j]) for k, line in enumerate(lines) for i, j in _near_pairs(line, stroke, config)]
     if not candidates:
         return lines
-    unions = [_union(a, b) for _, a, b in candidates]
-    _classify(unions, classify, config)
+    unions = [union(a, b) for _, a, b in candidates]
+    classify_pieces(unions, classify, config.batch)
     lines = [list(line) for line in lines]
-    for (k, a, b), union in zip(candidates, unions):
+    for (k, a, b), joined in zip(candidates, unions):
         line = lines[k]
         pair = sum(p.kind == "digit" for p in line) == 2  # joined, they would be the line's only digit
         cost = config.lone_split_cost if pair else config.split_cost
-        if a in line and b in line and _score(union, config) > _score(a, config) + _score(b, config) - cost:
+        if a in line and b in line and _score(joined, config) > _score(a, config) + _score(b, config) - cost:
             i = line.index(a)  # a and b are neighbours: a chain of near pieces joins pairwise
-            line[i : i + 2] = [union]
+            line[i : i + 2] = [joined]
     return lines
 
 
-def _classify(pieces: Sequence[Piece], classify: Classify, config: SegmentConfig) -> None:
-    for start in range(0, len(pieces), config.batch):
-        chunk = pieces[start : start + config.batch]
+def classify_pieces(pieces: Sequence[Piece], classify: Classify, batch: int) -> None:
+    """Give each piece its crop, class probabilities and atypicality, `batch` pieces at a time."""
+    for start in range(0, len(pieces), batch):
+        chunk = pieces[start : start + batch]
         crops, probs, unlike = classify([p.mask for p in chunk])
         for i, p in enumerate(chunk):
             p.crop, p.probs = crops[i, 0], probs[i]
             p.atypicality = None if unlike is None else float(unlike[i])
 
 
-def _slanted_columns(mask: np.ndarray, max_slant: float) -> np.ndarray:
+def slanted_columns(mask: np.ndarray, max_slant: float) -> np.ndarray:
     """Each pixel's column once the piece is sheared upright, x − slant·(y − ȳ), with the slant from the
     ink's second moments (the classic MNIST deskew): cuts along these columns follow the handwriting's
-    slant, so that two slanted digits (a pair of 1s) can be cut apart where they touch."""
+    slant, so that two slanted digits (a pair of 1s) can be cut apart where they touch. At the ink's
+    middle row a pixel's column is its x."""
     ys, xs = np.nonzero(mask)
     dy = ys - ys.mean()
     slant = float(np.clip((dy * (xs - xs.mean())).sum() / max((dy * dy).sum(), 1.0), -max_slant, max_slant))
     shift = np.round(slant * (np.arange(mask.shape[0]) - ys.mean())).astype(int)
-    columns = np.arange(mask.shape[1])[None, :] - shift[:, None]
-    return columns - columns[mask].min()
+    return np.arange(mask.shape[1])[None, :] - shift[:, None]
 
 
 def _cut_candidates(profile: np.ndarray, min_width: int, step: float) -> np.ndarray:
@@ -504,7 +505,7 @@ def _cut_candidates(profile: np.ndarray, min_width: int, step: float) -> np.ndar
     return np.unique([start + int(np.flatnonzero(profile[start:stop] == low)[0]) for start, stop, low in windows])
 
 
-def _sub_piece(piece: Piece, part: np.ndarray, offset: int, sliver: float) -> Piece | None:
+def sub_piece(piece: Piece, part: np.ndarray, offset: int, sliver: float) -> Piece | None:
     """The piece's ink in `part` (a mask of the piece's height, starting `offset` columns into it),
     without small slivers of neighbours cut off at its edges; None if no ink is left."""
     labels, count = ndimage.label(part, structure=EIGHT)
@@ -586,7 +587,8 @@ class _Grid:
 
 def _grid(piece: Piece, height: float, lone: bool, stroke: float, coarsen: float, config: SegmentConfig) -> _Grid:
     min_width = max(int(config.min_piece * stroke), int(0.06 * height), 2)
-    columns = _slanted_columns(piece.mask, config.max_slant)
+    columns = slanted_columns(piece.mask, config.max_slant)
+    columns = columns - columns[piece.mask].min()
     profile = np.bincount(columns[piece.mask])
     step = max(config.grid_step * height, len(profile) / config.max_cuts) * coarsen
     cuts = np.concatenate([[0], _cut_candidates(profile, min_width, step), [len(profile)]])
@@ -618,7 +620,7 @@ def _pieces(grid: _Grid, sliver: float) -> dict[tuple[int, int], Piece]:
         x0, x1 = max(int(cuts[i]) + left, 0), min(int(cuts[j]) + right + 1, columns.shape[1])
         window = columns[:, x0:x1]
         part = piece.mask[:, x0:x1] & (window >= cuts[i]) & (window < cuts[j])
-        sub = _sub_piece(piece, part, x0, sliver)
+        sub = sub_piece(piece, part, x0, sliver)
         if sub is not None:
             spans[i, j] = sub
     spans[0, len(cuts) - 1] = piece
@@ -645,7 +647,8 @@ def _split_touching(lines: list[list[Piece]], stroke: float, classify: Classify,
             break
         coarsen *= 1.3
     plans = {id(g.piece): _pieces(g, config.sliver) for g in grids}
-    _classify([sub for spans in plans.values() for sub in spans.values() if sub.probs is None], classify, config)
+    classify_pieces([sub for spans in plans.values() for sub in spans.values() if sub.probs is None], classify,
+                    config.batch)
     split = {id(g.piece): _best_path(plans[id(g.piece)], g, config) for g in grids}
     return [[q for p in line for q in split.get(id(p), [p])] for line in lines]
 

@@ -37,7 +37,55 @@ def _rows(rows: list[tuple[str, Any, str]]) -> str:
     return "\n".join(lines)
 
 
-def about_markdown(classifier: Path, vae: Path, results: Path = RESULTS) -> str:
+def _line_reader_section(path: Path, results: Path) -> str | None:
+    """The line model's figures from its checkpoint and bench/multidigit.py's results; None without the
+    checkpoint."""
+    try:
+        tensors, meta = read_checkpoint(path, "line_reader")
+    except CheckpointError:
+        return None
+    metrics = meta.get("metrics", {})
+    test = metrics.get("test", {})
+    overall, touching = test.get("overall", {}), test.get("touching", {})
+    by_count = sorted((int(key.removeprefix("symbols_")), value["exact"]) for key, value in test.items()
+                      if key.startswith("symbols_") and "exact" in value)
+    # BatchNorm's running statistics are tensors of the checkpoint but no parameters
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    parameters = metrics.get("parameters",
+                             sum(t.numel() for name, t in tensors.items() if not name.endswith(buffers)))
+    bench = _json(results / "bench" / "multidigit.json")
+    numbers = bench.get("overall", {})
+    # Before the reader combined the two, the bench's "exact" was the cuts' alone: it is shown as both readers'
+    # only from a run that also reports the cuts alone.
+    combined = "exact_segmentation_alone" in numbers
+    drawings = f"bench/multidigit.py, {numbers.get('images', '?')} drawings"
+    both = numbers.get("exact") if combined else None
+    touching_both = bench.get("categories", {}).get("touching", {}).get("exact") if combined else None
+    return (
+        f"### Line reader · `{path.name}`\n"
+        "A compact CRNN (conv-BN-ReLU stages, a bidirectional GRU, CTC) that reads a whole line without cutting "
+        "it. Every line is read both ways, by the cuts (segmentation, then the classifier) and by the line "
+        "model; where they differ, a rule weighs both models' evidence"
+        f"{', ' + meta['date'][:10] if 'date' in meta else ''}.\n\n" + _rows([
+            (f"Synthetic test lines read exactly ({overall.get('lines', '?')} lines)", overall.get("exact"), ".1%"),
+            ("Character error rate", overall.get("cer"), ".2%"),
+            ("Lines of touching digits read exactly", touching.get("exact"), ".1%"),
+            ("Lines read exactly, by number of symbols",
+             " · ".join(f"{n}: {exact:.0%}" for n, exact in by_count) or None, "s"),
+            ("Parameters", parameters, ",d"),
+            (f"Drawn numbers read exactly, both readers ({drawings})", both, ".1%"),
+            (f"Drawn numbers read exactly by the cuts alone ({drawings})", numbers.get("exact_segmentation_alone"),
+             ".1%"),
+            (f"Drawn numbers read exactly by the line model alone ({drawings})", numbers.get("exact_line_model_alone"),
+             ".1%"),
+            ("Drawn numbers with touching digits read exactly, both readers", touching_both, ".1%"),
+        ])
+    )
+
+
+def about_markdown(classifier: Path, vae: Path, results: Path = RESULTS, line_reader: Path | None = None) -> str:
+    """The page: a section per shipped model (the line reader's only where `line_reader` names a
+    checkpoint that is there) and the speed measured by bench/load.py."""
     c_meta, v_meta = _metadata(classifier, "classifier"), _metadata(vae, "vae")
     c_metrics, v_metrics = c_meta.get("metrics", {}), v_meta.get("metrics", {})
     evaluation = _json(results / "classifier" / "evaluation.json")
@@ -68,6 +116,9 @@ def about_markdown(classifier: Path, vae: Path, results: Path = RESULTS) -> str:
             ("Parameters", v_metrics.get("parameters"), ",d"),
         ]),
     ]
+    line_section = _line_reader_section(line_reader, results) if line_reader is not None else None
+    if line_section is not None:
+        sections.append(line_section)
     if load:
         server = load.get("server_ms", {})
         busiest = max(load.get("load", []), key=lambda level: level["clients"], default={})

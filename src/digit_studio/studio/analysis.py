@@ -4,10 +4,14 @@
     result = studio.analyze(image, method="gradcam", variations=4)
     result.reading.text, result.digits[0].explanation.faithfulness, result.to_dict()
 
+With the CTC line model, every line is also read whole and each digit says which reader decided it; an
+explained analysis adds the line model's view of each digit (explain/line_view.py): its map over the whole
+line image it read, and how faithful that map is.
+
 Thread safety: reading and the VAE run in inference mode only and keep no state, so any number of requests
-share one classifier and one VAE without locks. Explanation methods hook the classifier's layers for the
-duration of a call; they run on copies of it borrowed from a pool, so no hook ever touches the reading
-model or another request's explanation.
+share one classifier, one VAE and one line model without locks. Explanation methods hook the classifier's
+(and the line model's) layers for the duration of a call; they run on copies borrowed from a pool, so no
+hook ever touches a reading model or another request's explanation.
 """
 
 from __future__ import annotations
@@ -27,12 +31,23 @@ from torch import nn
 
 from digit_studio.errors import DigitStudioError
 from digit_studio.explain import METHODS, explain
+from digit_studio.explain.line_view import LineView, line_views
 from digit_studio.generation import DEFAULT_TEMPERATURE, interpolate
 from digit_studio.generation import variations as variations_of
 from digit_studio.models.classifier import load_classifier
+from digit_studio.models.line_reader import LineReader
 from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.reading.inputs import ink_map
-from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, NOT_A_DIGIT_ABOVE, Reader, Reading, Symbol
+from digit_studio.reading.reader import (
+    DEFAULT_CLASSIFIER,
+    DEFAULT_LINE_READER,
+    DEFAULT_VAE,
+    NOT_A_DIGIT_ABOVE,
+    Reader,
+    Reading,
+    Symbol,
+    optional_line_reader,
+)
 
 MAX_VARIATIONS = 16
 MAX_TEMPERATURE = 3.0
@@ -71,6 +86,7 @@ class DigitAnalysis:
     not_a_digit: bool
     explanation: DigitExplanation | None
     variations: np.ndarray  # (k, 28, 28) in [0, 1], ink light on dark; k may be 0
+    line_view: LineView | None = None  # the line model's map over its line, with an explanation method
 
     def to_dict(self, arrays: bool = True) -> dict[str, Any]:
         s = self.symbol
@@ -78,12 +94,16 @@ class DigitAnalysis:
             "label": s.label, "confidence": round(s.confidence, 4),
             "top3": [{"label": label, "probability": round(p, 4)} for label, p in s.top3],
             "box": list(s.box), "line": s.line, "uncertain": s.uncertain,
-            "atypicality": round(self.atypicality, 1), "not_a_digit": self.not_a_digit,
+            "atypicality": round(self.atypicality, 1), "not_a_digit": self.not_a_digit, "reader": s.reader,
         }
         if self.explanation is not None:
             out["explanation"] = {"target": self.explanation.target, "faithfulness": self.explanation.faithfulness}
             if arrays:
                 out["explanation"]["map"] = _levels(self.explanation.map)
+        if self.line_view is not None:
+            out["line_view"] = {"frame": self.line_view.frame, "faithfulness": self.line_view.faithfulness}
+            if arrays:
+                out["line_view"]["map"] = _levels(self.line_view.map)
         if arrays and len(self.variations):
             out["variations"] = _levels(self.variations)
         return out
@@ -118,8 +138,8 @@ class Analysis:
         return None
 
     def to_dict(self, arrays: bool = True) -> dict[str, Any]:
-        """JSON-ready; `arrays` adds each digit's 28×28 map and variations as 0-255 levels (255 = most
-        important / ink)."""
+        """JSON-ready; `arrays` adds each digit's 28×28 map, its line view's map (over the line image, 32 px
+        high) and its variations as 0-255 levels (255 = most important / ink)."""
         return {
             "text": self.reading.text, "message": self.message, "uncertain": self.reading.uncertain,
             "not_a_digit": any(d.not_a_digit for d in self.digits),
@@ -134,20 +154,26 @@ class Studio:
     """The studio's models, loaded once and shared by every request."""
 
     def __init__(self, classifier: nn.Module, vae: ConvVAE, explainers: int = 2,
-                 not_a_digit_above: float = NOT_A_DIGIT_ABOVE) -> None:
+                 not_a_digit_above: float = NOT_A_DIGIT_ABOVE, line_model: LineReader | None = None) -> None:
         self.vae = vae.eval()
         self.not_a_digit_above = not_a_digit_above
         # The VAE also helps split touching digits, and flags digits unlike any it knows.
-        self.reader = Reader(classifier.eval(), self.vae, not_a_digit_above=self.not_a_digit_above)
+        self.reader = Reader(classifier.eval(), self.vae, not_a_digit_above=self.not_a_digit_above,
+                             line_model=line_model)
         self._pool = ModelPool(classifier, explainers)
+        self._line_pool = ModelPool(line_model, explainers) if line_model is not None else None
 
     @classmethod
     def from_checkpoints(cls, classifier: str | Path = DEFAULT_CLASSIFIER, vae: str | Path = DEFAULT_VAE,
-                         explainers: int = 2, device: str | torch.device = "cpu") -> Studio:
+                         explainers: int = 2, device: str | torch.device = "cpu",
+                         line_reader: str | Path | None = DEFAULT_LINE_READER) -> Studio:
+        """The studio from checkpoints; without the line model (`line_reader` None, or the default path
+        with no checkpoint installed) the cuts alone read."""
         model, _ = load_classifier(classifier, device)
         vae_model, meta = load_vae(vae, device)
         # measured by bench/vae_quality.py (MNIST test digits' 95th percentile) and kept with the VAE
-        return cls(model, vae_model, explainers, float(meta.get("not_a_digit_above", NOT_A_DIGIT_ABOVE)))
+        return cls(model, vae_model, explainers, float(meta.get("not_a_digit_above", NOT_A_DIGIT_ABOVE)),
+                   optional_line_reader(line_reader, device))
 
     def read(self, image: Any) -> Reading:
         return self.reader.read(image)
@@ -155,8 +181,9 @@ class Studio:
     def analyze(self, image: Any, method: str | None = "gradcam", why_not: bool = False, variations: int = 4,
                 temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> Analysis:
         """Read `image` (anything Reader.read takes), then for every digit: its atypicality, a map from
-        `method` (None: no map) of the predicted class or, with `why_not`, the runner-up, and `variations`
-        VAE variations at `temperature` (reproducible for a given `seed`)."""
+        `method` (None: no map) of its label or, with `why_not`, the classifier's likeliest other class (with
+        a method, also the line model's view of it), and `variations` VAE variations at `temperature`
+        (reproducible for a given `seed`)."""
         _check_options(method, why_not, variations, temperature)
         clock = _Clock()
         ink = ink_map(image)  # read, and kept for drawing the maps on
@@ -179,24 +206,32 @@ class Studio:
         clock = _Clock()
         crops = torch.from_numpy(np.stack([d.symbol.crop for d in analysis.digits]))[:, None]
         maps: list[DigitExplanation | None] = [None] * len(crops)
+        views: list[LineView | None] = [None] * len(crops)
         varied = np.zeros((len(crops), 0, 28, 28), np.float32)
         if method is not None:
-            maps = self._explain(crops, method, why_not, seed)
+            # The label may be the line model's rather than the classifier's likeliest class: explain the label
+            # (or, with why_not, the classifier's likeliest other class), as the captions say.
+            targets = [_runner_up(d.symbol) if why_not else int(d.symbol.label) for d in analysis.digits]
+            maps = self._explain(crops, method, targets, seed)
             clock.lap("explain")
+            if self._line_pool is not None and any(line is not None for line in analysis.reading.lines):
+                views = _line_views(self._line_pool, analysis, seed)
+                clock.lap("line_view")
         if variations:
             generator = torch.Generator().manual_seed(seed)
             varied = variations_of(self.vae, crops, variations, float(temperature), generator)[:, :, 0].numpy()
             clock.lap("variations")
-        digits = tuple(replace(d, explanation=m, variations=v) for d, m, v in zip(analysis.digits, maps, varied))
+        digits = tuple(replace(d, explanation=m, variations=v, line_view=lv)
+                       for d, m, v, lv in zip(analysis.digits, maps, varied, views))
         laps = clock.timings()
         timings = {**{k: v for k, v in analysis.timings_ms.items() if k == "read"}, **laps,
                    "total": round(analysis.timings_ms.get("read", 0.0) + laps["total"], 2)}
         return replace(analysis, digits=digits, method=method, why_not=why_not, temperature=temperature,
                        timings_ms=timings)
 
-    def _explain(self, crops: torch.Tensor, method: str, why_not: bool, seed: int) -> list[DigitExplanation]:
+    def _explain(self, crops: torch.Tensor, method: str, targets: list[int], seed: int) -> list[DigitExplanation]:
         with self._pool.borrow() as model:
-            result = explain(model, crops, method, "runner_up" if why_not else "predicted", seed=seed)
+            result = explain(model, crops, method, targets, seed=seed)
         f = result.faithfulness
         columns = {"deletion_auc": f.deletion_auc, "random_deletion_auc": f.random_deletion_auc,
                    "insertion_auc": f.insertion_auc, "random_insertion_auc": f.random_insertion_auc}
@@ -213,6 +248,25 @@ class Studio:
             raise DigitStudioError(f"pick two of the {count} digits read (numbered 1 to {count})")
         a, b = (torch.from_numpy(analysis.digits[i].symbol.crop) for i in (start, end))
         return interpolate(self.vae, a, b, steps)[:, 0].numpy()
+
+
+def _runner_up(symbol: Symbol) -> int:
+    """The classifier's likeliest class other than the symbol's label."""
+    return int(next(label for label, _ in symbol.top3 if label != symbol.label))
+
+
+def _line_views(pool: ModelPool, analysis: Analysis, seed: int) -> list[LineView | None]:
+    """Each digit's view by the line model, line by line (None on a line it did not read)."""
+    symbols = [d.symbol for d in analysis.digits]
+    views: list[LineView | None] = [None] * len(symbols)
+    with pool.borrow() as model:
+        for k, reading in enumerate(analysis.reading.lines):
+            mine = [i for i, s in enumerate(symbols) if s.line == k]
+            if reading is None or not mine:
+                continue
+            for i, view in zip(mine, line_views(model, reading, [symbols[i] for i in mine], seed=seed)):
+                views[i] = view
+    return views
 
 
 def _check_options(method: str | None, why_not: bool, count: int, temperature: float) -> None:

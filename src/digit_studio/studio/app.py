@@ -27,7 +27,8 @@ import gradio as gr
 from digit_studio import limits, resources
 from digit_studio.errors import DigitStudioError
 from digit_studio.generation import DEFAULT_TEMPERATURE
-from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE
+from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_LINE_READER, DEFAULT_VAE
+from digit_studio.reading.two_readers import LINE
 from digit_studio.studio.about import CONFUSION_MATRIX, about_markdown
 from digit_studio.studio.analysis import MAX_TEMPERATURE, MAX_VARIATIONS, Analysis, Studio
 from digit_studio.studio.render import render, strip
@@ -62,12 +63,18 @@ CSS = """
 .digit {border: 1px solid var(--border-color-primary); border-radius: .5rem; padding: .3rem .6rem; min-width: 5.5rem}
 .digit b {font-size: 1.7rem}
 .flag {color: #c2410c; font-weight: 600}
+.by-line {color: #1d4ed8; font-weight: 600}
 /* Gallery tiles are square by default, and a gallery is capped at 55% of the window's height with a scroll
    bar inside: a wide strip of variations in a square tile leaves most of it empty and pushes the rest out
    of sight. Each tile takes its picture's own height, and the galleries grow with their pictures. */
-#variations .thumbnail-item {aspect-ratio: auto; height: auto}
-#variations .thumbnail-item img {height: auto}
-#variations .grid-wrap, #explanations .grid-wrap {max-height: none; height: auto; overflow-y: visible}
+#variations .thumbnail-item, #line-view .thumbnail-item {aspect-ratio: auto; height: auto}
+#variations .thumbnail-item img, #line-view .thumbnail-item img {height: auto}
+#variations .grid-wrap, #explanations .grid-wrap, #line-view .grid-wrap {max-height: none; height: auto;
+                                                                         overflow-y: visible}
+/* A line view is a whole line at 3× (96 px high): shown at that size rather than stretched to the page's
+   width, which would make each one taller than the screen. */
+#line-view .thumbnail-item img {width: auto; max-width: 100%}
+#line-view .grid-container {padding-top: 2.5rem}  /* the first picture clear of the gallery's label */
 /* Explanation tiles: as many columns as fit, each 8.5 to 12rem wide (one digit is not blown up to the
    page's width, twelve wrap onto rows), and captions wrap instead of being cut. */
 #explanations .grid-container {grid-template-columns: repeat(auto-fill, minmax(8.5rem, 12rem)) !important;
@@ -174,18 +181,21 @@ def canvas(value: dict | None) -> dict | None:
 
 
 def reading_html(analysis: Analysis) -> str:
-    """The number, large, then each digit's confidence, alternatives and flags."""
+    """The number, large, then each digit's confidence, alternatives and flags, and which digits the line
+    model read where the cuts read otherwise."""
     reading = analysis.reading
     if not reading.symbols:
         return f"<div class='prompt'>{html.escape(reading.message or 'Draw a number')} ✍️</div>"
     cards = []
     for i, d in enumerate(analysis.digits, start=1):
         s = d.symbol
-        others = " · ".join(f"{label} {p:.0%}" for label, p in s.top3[1:])
+        # the classifier's other likely digits (its likeliest may not be the label where the line model decided)
+        others = " · ".join(f"{label} {p:.0%}" for label, p in s.top3 if label != s.label)
         flags = [f for f, on in (("uncertain", s.uncertain), ("not a digit?", d.not_a_digit)) if on]
+        by_line = "<br><span class='by-line'>read by the line model</span>" if s.reader == LINE else ""
         cards.append(
             f"<div class='digit'>#{i} <b>{s.label}</b> {s.confidence:.0%}<br><small>or {others}</small>"
-            + "".join(f"<br><span class='flag'>⚠ {f}</span>" for f in flags) + "</div>"
+            + "".join(f"<br><span class='flag'>⚠ {f}</span>" for f in flags) + by_line + "</div>"
         )
     number = html.escape(reading.text).replace("\n", "<br>")
     note = f"<p class='flag'>{html.escape(analysis.message)}</p>" if analysis.message else ""
@@ -206,8 +216,9 @@ def _report_path(text: str) -> Path:
 
 
 def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None = None,
-              vae: Path | None = None) -> gr.Blocks:
-    """The studio; `classifier` and `vae` name the checkpoints whose figures the About tab shows."""
+              vae: Path | None = None, line_reader: Path | None = None) -> gr.Blocks:
+    """The studio; `classifier`, `vae` and `line_reader` name the checkpoints whose figures the About tab
+    shows."""
     # ---- the UI: each stroke is read once; every panel is drawn from that reading (kept in gr.State) ------
     @user_errors
     def on_drawing(value: dict | None) -> tuple[str, Analysis, Any]:
@@ -224,12 +235,13 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
     @user_errors
     def show_panels(analysis: Analysis | None, method: str, why_not: bool, count: int, temperature: float,
                     steps: int):
-        """Explanations, variations and the walk (first digit to last) of the reading on screen."""
+        """Explanations, the line reader's view, variations and the walk (first digit to last) of the reading
+        on screen."""
         analysis = elaborate(analysis, method, why_not, count, temperature)
         pictures = render(analysis)
         choices = _digit_choices(analysis)
         first, last = (choices[0][1], choices[-1][1]) if choices else (None, None)
-        return (pictures.overlay, pictures.explanations, pictures.variations,
+        return (pictures.overlay, pictures.explanations, pictures.line_views, pictures.variations,
                 gr.Dropdown(choices=choices, value=first), gr.Dropdown(choices=choices, value=last),
                 walk_of(analysis, first, last, steps))
 
@@ -298,6 +310,10 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                                           object_fit="contain", elem_id="explanations")
                 gr.Markdown("Under each map, its faithfulness: **del**, the deletion AUC (lower is better), and "
                             "**ins**, the insertion AUC (higher is better); a random order's in brackets.")
+                line_views = gr.Gallery(label="The line reader's view", columns=1, height="auto", format="png",
+                                        object_fit="contain", elem_id="line-view")
+                gr.Markdown("The line model reads each line whole, without cuts: where on the line it found "
+                            "each digit (the digit's frames outlined), and which reader decided the digit.")
             with gr.Tab("What else"):
                 with gr.Row():
                     count = gr.Slider(1, MAX_VARIATIONS, value=4, step=1, label="Variations per digit")
@@ -312,11 +328,13 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
                 walk = gr.Image(label="Walk in latent space", type="numpy", format="png", interactive=False,
                                 elem_id="walk")
             with gr.Tab("Report"):
-                gr.Markdown("One zip: the drawing, the analysis as JSON, every explanation and variation image.")
+                gr.Markdown("One zip: the drawing, the analysis as JSON, every explanation, line view and variation "
+                            "image.")
                 prepare = gr.Button("Make report")
                 download = gr.DownloadButton("Download report", visible=False)
             with gr.Tab("About the model"):
-                gr.Markdown(about_markdown(Path(classifier or DEFAULT_CLASSIFIER), Path(vae or DEFAULT_VAE)))
+                gr.Markdown(about_markdown(Path(classifier or DEFAULT_CLASSIFIER), Path(vae or DEFAULT_VAE),
+                                           line_reader=Path(line_reader or DEFAULT_LINE_READER)))
                 if CONFUSION_MATRIX.is_file():
                     gr.Image(str(CONFUSION_MATRIX), label="Confusion matrix, MNIST test set", interactive=False)
 
@@ -324,7 +342,7 @@ def build_app(studio: Studio, examples: Path = EXAMPLES, classifier: Path | None
         # after a newer reading must not bring an older one back).
         current = gr.State(None)
         options = [current, method, why_not, count, temperature, steps]
-        panels = [overlay, explanations, variations, start, end, walk]
+        panels = [overlay, explanations, line_views, variations, start, end, walk]
         private = {"api_visibility": "private", **READER_GROUP}
         # `change`, not `input`: the sketchpad fires `input` when a stroke ends, before it has exported the
         # stroke, so `input` sends the drawing as it was one stroke earlier. `change` follows the export

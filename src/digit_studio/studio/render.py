@@ -9,9 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from digit_studio.explain.overlay import blend, drawing_overlay
+from digit_studio.reading.two_readers import BOTH, CUTS, LINE
 from digit_studio.studio.analysis import Analysis, DigitAnalysis, DigitExplanation
 
 ZOOM = 4  # screen pixels per MNIST pixel in the galleries
+LINE_ZOOM = 3  # screen pixels per line-image pixel: a line image is 32 px high
+SPAN_PX = 2  # width of the outline of a symbol's frames, in screen pixels
+DECIDED = {LINE: "line model decided", BOTH: "both agreed", CUTS: "cuts decided"}
 GAP = 2  # MNIST pixels of paper between the digits of a strip
 Picture = tuple[np.ndarray, str]  # (H, W, 3) uint8 RGB and its caption
 
@@ -21,6 +25,7 @@ class Pictures:
     explanations: list[Picture]  # one per digit: its crop with the map over it
     overlay: np.ndarray | None  # every map placed back on the whole drawing
     variations: list[Picture]  # one strip per digit: the crop, then its variations
+    line_views: list[Picture]  # one per digit the line model read: its map over the whole line image
 
 
 def rgb(image: np.ndarray) -> np.ndarray:
@@ -41,12 +46,16 @@ def strip(digits: Sequence[np.ndarray], zoom: int = ZOOM) -> np.ndarray:
     return enlarge(rgb(np.concatenate(row, axis=1)), zoom)
 
 
-def explanation_caption(label: str, explanation: DigitExplanation, why_not: bool) -> str:
-    f = explanation.faithfulness
-    head = f"why not {explanation.target}?" if why_not else f"why {label}"
-    auc = {k: f"{v:.2f}".removeprefix("0") for k, v in f.items()}  # ".74": the caption has to fit a thumbnail
-    return (f"{head} · del {auc['deletion_auc']} ({auc['random_deletion_auc']}) · "
+def faithfulness_text(faithfulness: dict[str, float]) -> str:
+    """'del .21 (.45) · ins .80 (.52)': a map's deletion and insertion AUC, a random order's in brackets."""
+    auc = {k: f"{v:.2f}".removeprefix("0") for k, v in faithfulness.items()}  # ".74": captions fit a thumbnail
+    return (f"del {auc['deletion_auc']} ({auc['random_deletion_auc']}) · "
             f"ins {auc['insertion_auc']} ({auc['random_insertion_auc']})")
+
+
+def explanation_caption(label: str, explanation: DigitExplanation, why_not: bool) -> str:
+    head = f"why not {explanation.target}?" if why_not else f"why {label}"
+    return f"{head} · {faithfulness_text(explanation.faithfulness)}"
 
 
 def crop_region(digit: DigitAnalysis, scale: int) -> tuple[int, int, int, int]:
@@ -75,6 +84,21 @@ def drawing_with_maps(analysis: Analysis) -> np.ndarray | None:
     return rgb(overlay[pad : pad + h, pad : pad + w])
 
 
+def line_view_picture(analysis: Analysis, digit: DigitAnalysis) -> Picture:
+    """The line image the line model read, dark ink on white, with the digit's map over it and the digit's
+    frames outlined (frames × stride = line-image px)."""
+    reading, view, symbol = analysis.reading.lines[digit.symbol.line], digit.line_view, digit.symbol
+    image = enlarge(rgb(blend(reading.image.image.numpy(), view.map)), LINE_ZOOM)
+    first, last = symbol.frames
+    width = image.shape[1]
+    x0 = min(round(first * reading.stride * LINE_ZOOM), width - SPAN_PX)
+    x1 = max(min(round((last + 1) * reading.stride * LINE_ZOOM), width), x0 + SPAN_PX)
+    for side in (image[:SPAN_PX, x0:x1], image[-SPAN_PX:, x0:x1], image[:, x0 : x0 + SPAN_PX],
+                 image[:, x1 - SPAN_PX : x1]):
+        side[:] = 0
+    return image, f"{symbol.label} · {DECIDED[symbol.reader]} · {faithfulness_text(view.faithfulness)}"
+
+
 def render(analysis: Analysis) -> Pictures:
     explanations = [
         (enlarge(rgb(blend(d.symbol.crop, d.explanation.map))),
@@ -85,4 +109,5 @@ def render(analysis: Analysis) -> Pictures:
         (strip([d.symbol.crop, *d.variations]), f"{d.symbol.label}: as read, then {len(d.variations)} variations")
         for d in analysis.digits if len(d.variations)
     ]
-    return Pictures(explanations, drawing_with_maps(analysis), varied)
+    line_views = [line_view_picture(analysis, d) for d in analysis.digits if d.line_view is not None]
+    return Pictures(explanations, drawing_with_maps(analysis), varied, line_views)

@@ -28,7 +28,8 @@ def _slug(text: str) -> str:
 def write_report(path: str | Path, analysis: Analysis, pictures: Pictures,
                  interpolation: np.ndarray | None = None) -> Path:
     """Write the zip: drawing.png, analysis.json (reading, scores, maps, variations), the maps over the
-    drawing, one picture per explanation and per digit's variations, and the interpolation if given."""
+    drawing, one picture per explanation, per line view and per digit's variations, and the interpolation if
+    given."""
     path = Path(path)
     files: dict[str, bytes] = {
         "drawing.png": _png(rgb(1 - analysis.ink)),
@@ -38,6 +39,8 @@ def write_report(path: str | Path, analysis: Analysis, pictures: Pictures,
         files["explanations/all_digits_on_drawing.png"] = _png(pictures.overlay)
     for i, (image, caption) in enumerate(pictures.explanations, start=1):
         files[f"explanations/digit_{i}_{_slug(caption.split('·')[0])}.png"] = _png(image)
+    for i, (image, caption) in enumerate(pictures.line_views, start=1):  # the digits the line model read, in order
+        files[f"line_views/{i}_{_slug(caption.split('·')[0])}.png"] = _png(image)
     for i, (image, _) in enumerate(pictures.variations, start=1):
         files[f"variations/digit_{i}.png"] = _png(image)
     if interpolation is not None:

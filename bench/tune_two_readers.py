@@ -1,0 +1,109 @@
+"""Choose the two-reader rule (reading/two_readers.py) on training data only.
+
+    flock /tmp/digit_cpu.lock python bench/tune_two_readers.py [--per-category 300] [--real 800]
+
+The tuning set is bench/tune_segmentation.py's: drawings of MNIST **training** digits in every category of
+bench/multidigit.py, and single digits of the trainable real handwriting (optdigits-orig.tra) as written and
+stretched. Every drawing is read once with the line model, its rule set so that the cuts always stand but
+both log-odds are recorded for every line where the readers differ; then every rule on the grid (the
+classifier's weight, the margin) is scored by the exact rate it would give, averaged over the sets. Prints
+the best rules and writes results/bench/tune_two_readers.json; TwoReaderRule's defaults are what it chose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+from tune_segmentation import tuning_set  # sibling benchmarks: python puts bench/ on the path
+
+from digit_studio import cli, resources
+from digit_studio.cli import run_script
+from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading
+from digit_studio.reading.two_readers import LINE, TwoReaderRule
+
+WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5)
+MARGINS = tuple(float(m) for m in np.arange(-2.0, 8.01, 0.5))
+LONE_MARGINS = (*MARGINS[::2], 10.0, 15.0, 20.0, 100.0)  # 100: never
+
+
+def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, float, bool]] | None:
+    """Per line: (the cuts read it right, the line model did, line odds, classifier odds, the cuts read one
+    symbol); None where the lines themselves were found wrongly (no rule can mend that)."""
+    truths = truth.split("\n")
+    cut_lines = reading.text.split("\n") if reading.text else []  # the cuts' reading: the rule never lets the line win
+    if len(cut_lines) != len(truths) or len(reading.lines) != len(truths):
+        return None
+    out = []
+    for cuts, line, right in zip(cut_lines, reading.lines, truths):
+        if line is None or line.placed == cuts:
+            out.append((cuts == right, cuts == right, 0.0, 0.0, len(cuts) == 1))
+        else:
+            out.append((cuts == right, line.placed == right, line.line_odds, line.classifier_odds, len(cuts) == 1))
+    return out
+
+
+def exact(records: list, weight: float, margin: float, lone_margin: float) -> float:
+    right = 0
+    for lines in records:
+        if lines is None:
+            continue
+        right += all((line_ok if odds_l - weight * odds_c > (lone_margin if lone else margin) else cuts_ok)
+                     for cuts_ok, line_ok, odds_l, odds_c, lone in lines)
+    return right / len(records)
+
+
+def main() -> None:
+    parser = cli.parser(__doc__)
+    parser.add_argument("--per-category", type=int, default=300)
+    parser.add_argument("--real", type=int, default=800, help="real training digits (each also stretched)")
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
+    parser.add_argument("--vae", default=DEFAULT_VAE)
+    parser.add_argument("--line-reader", default=str(resources.LINE_READER))
+    parser.add_argument("--out", default="results/bench/tune_two_readers.json")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    reader = Reader.from_checkpoint(args.classifier, args.vae, line_reader=args.line_reader)
+    reader.rule = TwoReaderRule(margin=math.inf, lone_margin=math.inf)  # the cuts stand; both odds are recorded
+    sets = tuning_set(args.per_category, args.real, args.seed)
+    records = {name: [lines_of(reader.read(image), text) for image, text in tqdm(items, desc=name)]
+               for name, items in sets.items()}
+    grid = []
+    for weight in WEIGHTS:
+        for margin in MARGINS:
+            for lone_margin in LONE_MARGINS:
+                rates = {name: exact(r, weight, margin, lone_margin) for name, r in records.items()}
+                grid.append({"classifier_weight": weight, "margin": margin, "lone_margin": lone_margin, **rates,
+                             "objective": float(np.mean(list(rates.values())))})
+    cuts_alone = {name: exact(r, 0.0, math.inf, math.inf) for name, r in records.items()}
+    line_alone = {name: exact(r, 0.0, -math.inf, -math.inf) for name, r in records.items()}
+    grid.sort(key=lambda g: -g["objective"])  # stable: of equal objectives, the first on the grid
+    best = grid[0]
+    print("cuts alone:", {k: round(v, 4) for k, v in cuts_alone.items()})
+    print("line model wherever they differ:", {k: round(v, 4) for k, v in line_alone.items()})
+    for g in grid[:8]:
+        print({k: round(v, 4) for k, v in g.items()})
+    disagreements = sum(1 for r in records.values() for lines in r if lines for line in lines if line[2] or line[3])
+    report = {
+        "chosen": {k: best[k] for k in ("classifier_weight", "margin", "lone_margin")},
+        "best": best, "cuts_alone": cuts_alone, "line_model_wherever_they_differ": line_alone,
+        "lines_where_the_readers_differ": disagreements, "best_50": grid[:50],
+        "setup": {"seed": args.seed, "per_category": args.per_category, "real": args.real,
+                  "digits": "MNIST train, optdigits-orig.tra", "line_reader": resources.shown(args.line_reader),
+                  "seconds": round(time.perf_counter() - started, 1)},
+    }
+    decided = sum(1 for r in records.values() for lines in r if lines for _, _, lo, co, lone in lines
+                  if lo - best["classifier_weight"] * co > best["lone_margin" if lone else "margin"])
+    report["lines_the_line_model_decides"] = decided
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"chosen: {report['chosen']} ({LINE} decides {decided} of {disagreements} disagreeing lines)")
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -1,0 +1,116 @@
+"""Two readers, one answer: re-cutting a line at the line model's alignment, and the rule in both directions
+on real drawings with the shipped models."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from digit_studio.reading.ctc import AlignedSymbol
+from digit_studio.reading.reader import Reader
+from digit_studio.reading.segmentation import Piece
+from digit_studio.reading.two_readers import BOTH, CUTS, LINE, TwoReaderRule, recut_line
+from digit_studio.training.data import Split
+from digit_studio.training.synth import Style, draw_number, pick_digits
+
+
+def block(x0: int, x1: int, y0: int = 0, y1: int = 20, kind: str = "digit") -> Piece:
+    return Piece((x0, y0, x1, y1), np.ones((y1 - y0, x1 - x0), bool), kind)
+
+
+def symbol(label: str, x: tuple[float, float], span: tuple[float, float]) -> AlignedSymbol:
+    return AlignedSymbol(label, 0, 0.9, (0, 0), (0.0, 0.0), x, span)
+
+
+def test_a_piece_under_two_symbols_is_cut_between_them() -> None:
+    pair = Piece((0, 0, 40, 20), np.zeros((20, 40), bool))
+    pair.mask[:, 2:16] = pair.mask[:, 24:38] = True
+    pair.mask[9:11, 16:24] = True  # the stroke that joins them
+    first, second = recut_line([pair], [symbol("1", (6, 10), (0, 20)), symbol("2", (28, 32), (20, 40))],
+                               TwoReaderRule())
+    assert first.box[0] == 2 and first.box[2] <= 20 and second.box[0] >= 20 and second.box[2] == 38
+    assert first.kind == second.kind == "digit" and first.probs is None  # new ink: to be classified
+
+
+def test_fragments_join_their_symbol_and_unread_separators_are_dropped() -> None:
+    digit, fragment, dot, other = block(0, 15), block(16, 19, 0, 6), block(22, 25, 17, 20, "."), block(30, 45)
+    digit.probs = other.probs = np.full(10, 0.1)
+    pieces = recut_line([digit, fragment, dot, other],
+                        [symbol("5", (5, 9), (0, 21)), symbol("3", (35, 40), (21, 50))], TwoReaderRule())
+    assert [p.box for p in pieces] == [(0, 0, 19, 20), other.box]  # the 5's loose bar joins it; the dot is gone
+    assert pieces[1] is other  # a piece the cuts read as one symbol keeps its reading
+
+
+def test_a_symbol_without_ink_of_its_own_fails_the_recut() -> None:
+    lone = block(0, 15)
+    assert recut_line([lone], [symbol("1", (4, 6), (0, 40)), symbol("1", (9, 11), (40, 60))], TwoReaderRule()) is None
+
+
+@pytest.fixture(scope="module")
+def readers() -> tuple[Reader, Reader]:
+    """The shipped reader with its line model, and the same models without it."""
+    both = Reader.from_checkpoint()
+    return both, Reader(both.model, both.vae)
+
+
+def drawing(split: Split, text: str, seed: int, **style):
+    rng = np.random.default_rng(seed)
+    return draw_number(text, pick_digits(split, text, rng), rng, Style(canvas=(800, 400), **style))
+
+
+def test_without_the_line_model_the_cuts_read_alone(readers, mnist_test: Split) -> None:
+    both, cuts = readers
+    image = drawing(mnist_test, "2025", 0).image
+    alone = cuts.read(image)
+    assert alone.lines == (None,) and {s.reader for s in alone.symbols} == {CUTS}
+    assert all(s.frames is None for s in alone.symbols)
+    combined = both.read(image)
+    assert combined.text == alone.text == "2025" and {s.reader for s in combined.symbols} == {BOTH}
+    line = combined.lines[0]
+    assert line.text == line.cuts_text == "2025" and line.decided == BOTH
+    frames = [s.frames for s in combined.symbols]  # each symbol's run of frames, left to right
+    assert all(f0 <= f1 for f0, f1 in frames) and all(a[1] < b[0] for a, b in zip(frames, frames[1:]))
+
+
+# Drawings of MNIST test digits found by scanning seeds: touching pairs the cuts misread and the line model
+# reads right, and numbers with separators drawn as bench/multidigit.py's "separators" draws them, where
+# the line model errs and the cuts do not.
+LINE_WINS = [("4711", 0, 2), ("4711", 3, 2), ("4711", 4, 0)]
+CUTS_WIN = [("679-1238", 0), ("27.5", 21), ("12.05.2024", 2)]
+SEPARATORS = {"dash": (0.25, 0.8), "dash_slant_deg": 10.0, "separator_level": 0.12, "dot": (1.0, 2.5)}
+
+
+@pytest.mark.parametrize(("text", "seed", "touching"), LINE_WINS)
+def test_the_line_model_overrules_cuts_that_fail(readers, mnist_test: Split, text: str, seed: int,
+                                                 touching: int) -> None:
+    both, cuts = readers
+    image = drawing(mnist_test, text, seed, touching=touching).image
+    assert cuts.read(image).text != text
+    reading = both.read(image)
+    assert reading.text == text and reading.lines[0].decided == LINE
+    assert reading.lines[0].line_odds - both.rule.classifier_weight * reading.lines[0].classifier_odds > both.rule.margin
+    assert {s.reader for s in reading.symbols} == {LINE}
+    boxes = [s.box for s in reading.symbols]  # every symbol has its own ink, crop and reading
+    assert len(boxes) == len(text) and all(a[0] < b[0] for a, b in zip(boxes, boxes[1:]))
+    assert all(s.crop.max() > 0.5 and len(s.top3) == 3 for s in reading.symbols if s.is_digit)
+
+
+@pytest.mark.parametrize(("text", "seed"), CUTS_WIN)
+def test_the_cuts_stand_where_the_line_model_errs(readers, mnist_test: Split, text: str, seed: int) -> None:
+    both, cuts = readers
+    image = drawing(mnist_test, text, seed, **SEPARATORS).image
+    reading = both.read(image)
+    line = reading.lines[0]
+    assert line.text != text and cuts.read(image).text == reading.text == text
+    assert line.decided == CUTS and {s.reader for s in reading.symbols} == {CUTS}
+    assert not math.isnan(line.line_odds)
+
+
+def test_a_margin_beyond_reach_leaves_every_line_to_the_cuts(readers, mnist_test: Split) -> None:
+    both, cuts = readers
+    stubborn = Reader(both.model, both.vae, line_model=both.line_model, rule=TwoReaderRule(margin=math.inf))
+    for seed in range(4):
+        image = drawing(mnist_test, "4711", seed, touching=2).image
+        assert stubborn.read(image).text == cuts.read(image).text
