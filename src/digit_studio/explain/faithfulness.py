@@ -54,6 +54,12 @@ class Faithfulness:
     def random_insertion_auc(self) -> torch.Tensor:
         return self.area(self.random_insertion)
 
+    def summary(self, i: int) -> dict[str, float]:
+        """Item i's four areas, rounded to 4 places: what the studio and its API report."""
+        areas = {"deletion_auc": self.deletion_auc, "random_deletion_auc": self.random_deletion_auc,
+                 "insertion_auc": self.insertion_auc, "random_insertion_auc": self.random_insertion_auc}
+        return {name: round(float(area[i]), 4) for name, area in areas.items()}
+
 
 def ink_ranks(importance: torch.Tensor, ink: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """(B, N) position of every pixel in the order of decreasing `importance` (B, N), ink pixels first;
@@ -62,6 +68,14 @@ def ink_ranks(importance: torch.Tensor, ink: torch.Tensor, generator: torch.Gene
     shuffle = torch.rand(importance.shape, generator=generator).argsort(1).to(importance.device)
     order = shuffle.gather(1, importance.gather(1, shuffle).argsort(dim=1, descending=True, stable=True))
     return order.argsort(1)
+
+
+def map_and_random_ranks(importance: torch.Tensor, ink: torch.Tensor, seed: int) -> torch.Tensor:
+    """(B, 2, N) ranks (`ink_ranks`) of the ink in the order of `importance` (B, N), then in a random order,
+    both from one generator seeded per call (no random state shared between threads)."""
+    generator = torch.Generator().manual_seed(seed)
+    random_importance = torch.rand(ink.shape, generator=generator).to(ink.device)
+    return torch.stack([ink_ranks(importance, ink, generator), ink_ranks(random_importance, ink, generator)], 1)
 
 
 def probes(flat: torch.Tensor, ranks: torch.Tensor, steps: int, fill: float = 0.0) -> torch.Tensor:
@@ -108,11 +122,6 @@ def faithfulness(
     objective: Objective, steps: int = DEFAULT_STEPS, seed: int = 0, fill: float = 0.0,
 ) -> Faithfulness:
     """Deletion/insertion curves of `attributions` (B, 28, 28) and of one random ink order per digit."""
-    generator = torch.Generator().manual_seed(seed)  # per call: no random state shared between threads
-    ink = images.flatten(1) != fill
-    random_importance = torch.rand(ink.shape, generator=generator).to(ink.device)
-    ranks = torch.stack(
-        [ink_ranks(attributions.flatten(1), ink, generator), ink_ranks(random_importance, ink, generator)], 1
-    )
+    ranks = map_and_random_ranks(attributions.flatten(1), images.flatten(1) != fill, seed)
     deletion, insertion = curves(model, images, logits.softmax(1), ranks, objective, steps, fill)
     return Faithfulness(deletion[:, 0], insertion[:, 0], deletion[:, 1], insertion[:, 1])

@@ -32,7 +32,7 @@ from torch import nn
 
 from digit_studio.explain.base import check_model, unit_range
 from digit_studio.explain.cam import captured_activations
-from digit_studio.explain.faithfulness import DEFAULT_STEPS, Faithfulness, assemble, ink_ranks, probes
+from digit_studio.explain.faithfulness import DEFAULT_STEPS, Faithfulness, assemble, map_and_random_ranks, probes
 from digit_studio.models.line_reader import ALPHABET, LineReader
 from digit_studio.reading.reader import Symbol
 from digit_studio.reading.two_readers import LineReading
@@ -72,11 +72,8 @@ def line_views(model: LineReader, reading: LineReading, symbols: Sequence[Symbol
     windows = torch.tensor([symbols[i].frames for i in explained], device=device).clamp(0, last_frame)
     maps, frames, intact = _gradcam(model, image, classes, windows)
     scores = _faithfulness(model, image, maps, classes, windows, intact, steps, seed)
-    columns = {"deletion_auc": scores.deletion_auc, "random_deletion_auc": scores.random_deletion_auc,
-               "insertion_auc": scores.insertion_auc, "random_insertion_auc": scores.random_insertion_auc}
     for k, i in enumerate(explained):
-        views[i] = LineView(maps[k].cpu().numpy(), int(frames[k]),
-                            {name: round(float(auc[k]), 4) for name, auc in columns.items()})
+        views[i] = LineView(maps[k].cpu().numpy(), int(frames[k]), scores.summary(k))
     return views
 
 
@@ -121,12 +118,9 @@ def _gradcam(model: LineReader, image: torch.Tensor, classes: torch.Tensor,
 def _faithfulness(model: LineReader, image: torch.Tensor, maps: torch.Tensor, classes: torch.Tensor,
                   windows: torch.Tensor, intact: torch.Tensor, steps: int, seed: int) -> Faithfulness:
     """Deletion/insertion curves of every symbol's map and of a random ink order, over the line's ink."""
-    generator = torch.Generator().manual_seed(seed)  # per call: no random state shared between threads
     count = len(classes)
     flat = image.flatten()[None].expand(count, -1)
-    ink = flat != 0
-    random_importance = torch.rand(ink.shape, generator=generator).to(ink.device)
-    ranks = torch.stack([ink_ranks(maps.flatten(1), ink, generator), ink_ranks(random_importance, ink, generator)], 1)
+    ranks = map_and_random_ranks(maps.flatten(1), flat != 0, seed)
     per_symbol = 2 * ORDERS * (steps - 1)  # perturbed lines per symbol: deletion and insertion, both orders
     symbols_per_batch = max(1, PROBE_PIXELS // (per_symbol * image.numel()))
     inner = []

@@ -36,7 +36,7 @@ from digit_studio.models.line_reader import LineReader, load_line_reader
 from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.reading.crops import mnist_crops
 from digit_studio.reading.inputs import InkMap, ink_map
-from digit_studio.reading.segmentation import SEPARATORS, Piece, SegmentConfig, segment
+from digit_studio.reading.segmentation import SEPARATORS, SegmentConfig, segment
 from digit_studio.reading.two_readers import CUTS, LineDecision, LineReading, TwoReaderRule, decide_lines
 
 DEFAULT_CLASSIFIER = resources.CLASSIFIER
@@ -160,9 +160,9 @@ class Reader:
         piece, label, frames = decision.pieces[i], decision.labels[i], decision.frames[i]
         reader = decision.reading.decided if decision.reading is not None else CUTS
         box = ink.to_input(tuple(v * scale for v in piece.box))
-        if piece.kind in SEPARATORS:  # read by shape (or by the line model): no crop was classified
-            return Symbol(piece.kind, 1.0 if reader == CUTS else decision.confidences[i], (), box,
-                          np.zeros((28, 28), np.float32), line, reader=reader, frames=frames)
+        if piece.kind in SEPARATORS:  # read by shape (confidence 1) or by the line model: no crop was classified
+            return Symbol(piece.kind, decision.confidences[i], (), box, np.zeros((28, 28), np.float32), line,
+                          reader=reader, frames=frames)
         top = piece.probs.topk(3)
         top3 = tuple((str(int(j)), float(p)) for p, j in zip(top.values, top.indices))
         unlike = piece.kind == "scribble" or (piece.atypicality is not None and piece.atypicality > self.not_a_digit_above)

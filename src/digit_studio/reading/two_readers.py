@@ -217,7 +217,7 @@ def recut_line(line: Sequence[Piece], aligned: Sequence[AlignedSymbol], rule: Tw
         for other in group[1:]:
             piece = union(piece, other)
         kind = symbol.label if symbol.label in SEPARATORS else "digit"
-        if piece is group[0] and len(group) == 1 and (piece.kind == kind or (kind == "digit" and piece.probs is not None)):
+        if len(group) == 1 and piece.kind == kind:
             out.append(piece)  # the cuts' own piece, already read
         else:
             out.append(Piece(piece.box, piece.mask, kind))

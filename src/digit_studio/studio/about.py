@@ -40,19 +40,14 @@ def _rows(rows: list[tuple[str, Any, str]]) -> str:
 def _line_reader_section(path: Path, results: Path) -> str | None:
     """The line model's figures from its checkpoint and bench/multidigit.py's results; None without the
     checkpoint."""
-    try:
-        tensors, meta = read_checkpoint(path, "line_reader")
-    except CheckpointError:
+    meta = _metadata(path, "line_reader")
+    if not meta:
         return None
     metrics = meta.get("metrics", {})
     test = metrics.get("test", {})
     overall, touching = test.get("overall", {}), test.get("touching", {})
     by_count = sorted((int(key.removeprefix("symbols_")), value["exact"]) for key, value in test.items()
                       if key.startswith("symbols_") and "exact" in value)
-    # BatchNorm's running statistics are tensors of the checkpoint but no parameters
-    buffers = ("running_mean", "running_var", "num_batches_tracked")
-    parameters = metrics.get("parameters",
-                             sum(t.numel() for name, t in tensors.items() if not name.endswith(buffers)))
     bench = _json(results / "bench" / "multidigit.json")
     numbers = bench.get("overall", {})
     # Before the reader combined the two, the bench's "exact" was the cuts' alone: it is shown as both readers'
@@ -72,7 +67,7 @@ def _line_reader_section(path: Path, results: Path) -> str | None:
             ("Lines of touching digits read exactly", touching.get("exact"), ".1%"),
             ("Lines read exactly, by number of symbols",
              " · ".join(f"{n}: {exact:.0%}" for n, exact in by_count) or None, "s"),
-            ("Parameters", parameters, ",d"),
+            ("Parameters", metrics.get("parameters"), ",d"),
             (f"Drawn numbers read exactly, both readers ({drawings})", both, ".1%"),
             (f"Drawn numbers read exactly by the cuts alone ({drawings})", numbers.get("exact_segmentation_alone"),
              ".1%"),

@@ -232,14 +232,8 @@ class Studio:
     def _explain(self, crops: torch.Tensor, method: str, targets: list[int], seed: int) -> list[DigitExplanation]:
         with self._pool.borrow() as model:
             result = explain(model, crops, method, targets, seed=seed)
-        f = result.faithfulness
-        columns = {"deletion_auc": f.deletion_auc, "random_deletion_auc": f.random_deletion_auc,
-                   "insertion_auc": f.insertion_auc, "random_insertion_auc": f.random_insertion_auc}
-        return [
-            DigitExplanation(result.maps[i].numpy(), int(result.target[i]),
-                             {k: round(float(v[i]), 4) for k, v in columns.items()})
-            for i in range(len(crops))
-        ]
+        return [DigitExplanation(result.maps[i].numpy(), int(result.target[i]), result.faithfulness.summary(i))
+                for i in range(len(crops))]
 
     def interpolate(self, analysis: Analysis, start: int, end: int, steps: int = 8) -> np.ndarray:
         """(steps, 28, 28) digits on the VAE's latent path from digit `start` to digit `end` (0-based)."""
