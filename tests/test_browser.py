@@ -31,9 +31,13 @@ def draw(page, canvas_box: dict, number: str) -> None:
 
 
 def assert_images_visible(page, gallery: str) -> None:
-    """Every image of the gallery lies inside the gallery's visible box (none cut off by its frame)."""
-    frame = page.locator(f"{gallery} .grid-wrap").first.bounding_box() or page.locator(gallery).bounding_box()
+    """Every image of the gallery lies inside the gallery's visible box (none cut off by its frame). Each is
+    brought into view and measured once it has loaded: an image still loading has no height yet."""
     for image in page.locator(f"{gallery} img").all():
+        image.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalHeight > 0", arg=image.element_handle(),
+                               timeout=30_000)
+        frame = page.locator(f"{gallery} .grid-wrap").first.bounding_box() or page.locator(gallery).bounding_box()
         box = image.bounding_box()
         assert box is not None and box["height"] > 10, f"{gallery}: an image is not shown"
         assert box["y"] >= frame["y"] - 1 and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1, (
