@@ -13,7 +13,7 @@ from digit_studio.reading.reader import Reader
 from digit_studio.reading.segmentation import Piece
 from digit_studio.reading.two_readers import BOTH, CUTS, LINE, TwoReaderRule, recut_line
 from digit_studio.training.data import Split
-from digit_studio.training.synth import Style, draw_number, pick_digits
+from digit_studio.training.synth import Style, draw_number, hostile_drawings, pick_digits
 
 
 def block(x0: int, x1: int, y0: int = 0, y1: int = 20, kind: str = "digit") -> Piece:
@@ -114,3 +114,17 @@ def test_a_margin_beyond_reach_leaves_every_line_to_the_cuts(readers, mnist_test
     for seed in range(4):
         image = drawing(mnist_test, "4711", seed, touching=2).image
         assert stubborn.read(image).text == cuts.read(image).text
+
+
+def test_marks_that_are_no_number_stay_with_the_cuts(readers, mnist_test: Split) -> None:
+    """A line of flat strokes alone is not given to the line model; a lone mark is not overruled into a long
+    number (a zigzag it reads as a row of 1s), nor is ink overruled into a separator the cuts did not see (a
+    filled blob it reads as a dot, an underline's remains it reads as a dash)."""
+    both, cuts = readers
+    drawings = hostile_drawings(mnist_test)
+    dash = both.read(drawings["lone dash"])
+    assert dash.text == "-" and dash.lines == (None,)
+    for name in ("zigzag", "filled blob", "number with underline"):
+        reading = both.read(drawings[name])
+        assert reading.text == cuts.read(drawings[name]).text, name
+        assert all(line is None or line.decided != LINE for line in reading.lines), name

@@ -12,7 +12,10 @@ frame times the classifier's on its piece, the latter weighted). Then the rule w
     line_odds       = log p_line(placed text) − log p_line(cuts' text)        (CTC sequence probabilities)
     classifier_odds = Σ log p_classifier(cuts' label | piece) − Σ log p_classifier(placed label | its piece)
 
-and the placed reading wins when line_odds − classifier_weight · classifier_odds > margin. So every symbol
+and the placed reading wins when line_odds − classifier_weight · classifier_odds > margin (lone_margin where the
+cuts read one symbol). Marks that are no number stay with the cuts: lines of separators or flat strokes alone
+are not given to the line model, one mark is never overruled into more than `lone_most` symbols, and the two
+readings' separators must agree. So every symbol
 keeps its own ink, box, explanation and variations whichever reader decided. The rule's numbers were chosen
 on drawings of MNIST training digits and the trainable real handwriting (bench/tune_two_readers.py), never
 on test digits.
@@ -59,6 +62,8 @@ class TwoReaderRule:
     sliver: float = 0.15  # share of a re-cut piece: bits of a neighbour at its edge, smaller, are dropped
     most_symbols: int = 40  # a line model's reading of more symbols is no number: the cuts stand (and the
     # re-cut's work stays bounded)
+    lone_most: int = 2  # where the cuts read one symbol, the line model's reading may have at most this many:
+    # one mark read as a long number is a zigzag or a scribble, not digits that touch
     batch: int = 128  # re-cut pieces classified at once
 
 
@@ -125,8 +130,10 @@ def line_mask(line: Sequence[Piece]) -> tuple[np.ndarray, int]:
 
 def decide_lines(lines: Sequence[list[Piece]], classify: Classify, model: LineReader,
                  rule: TwoReaderRule = TwoReaderRule()) -> list[LineDecision]:
-    """Both readings of every line and which stands; lines holding a scribble are left to the cuts."""
-    readable = [k for k, line in enumerate(lines) if line and all(p.kind != "scribble" for p in line)]
+    """Both readings of every line and which stands. Lines holding a scribble, and lines of separators or
+    flat strokes alone (no digit to settle), are left to the cuts."""
+    readable = [k for k, line in enumerate(lines)
+                if any(p.kind == "digit" for p in line) and all(p.kind != "scribble" for p in line)]
     masks = {k: line_mask(lines[k]) for k in readable}
     images = {k: line_image(masks[k][0], model.config.height) for k in readable}
     log_probs = dict(zip(readable, line_log_probs(model, [images[k].image for k in readable])))
@@ -156,6 +163,10 @@ def _decide(cuts: LineDecision, image: LineImage, origin: int, log_probs: torch.
     reading = replace(reading, placed=placed)
     if placed == cuts_text:  # read alike once the classifier's view of the line model's pieces is heard
         return _cuts_stand(cuts, reading, 0.0, 0.0)
+    if _separators(placed) != _separators(cuts_text) or (len(cuts_text) == 1 and len(placed) > rule.lone_most):
+        # Dashes and dots are read by their shape and place better than by the line model, which also reads
+        # stray ink as them; and see lone_most.
+        return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf)
     line_odds = _line_log_prob(log_probs, placed) - _line_log_prob(log_probs, cuts_text)
     classifier_odds = classifier_log_prob(cuts.pieces, cuts.labels) - classifier_log_prob(recut, labels)
     if line_odds - rule.classifier_weight * classifier_odds <= (rule.lone_margin if len(cuts_text) == 1 else rule.margin):
@@ -179,6 +190,10 @@ def _cuts_stand(cuts: LineDecision, reading: LineReading, line_odds: float, clas
     stood = replace(reading, decided=CUTS, line_odds=line_odds, classifier_odds=classifier_odds)
     frames = [stood.frames_of(p.box[0], p.box[2]) for p in cuts.pieces]
     return LineDecision(cuts.pieces, cuts.labels, cuts.confidences, frames, stood)
+
+
+def _separators(text: str) -> str:
+    return "".join(c for c in text if c in SEPARATORS)
 
 
 def _line_log_prob(log_probs: torch.Tensor, text: str) -> float:
