@@ -82,7 +82,7 @@ def plot_misreads(misreads: dict[str, list[tuple[np.ndarray, str, str]]], path: 
     fig, axes = plt.subplots(rows, SHOWN, figsize=(SHOWN * 1.1, rows * 1.35), squeeze=False)
     for row, (name, items) in zip(axes, misreads.items()):
         step = max(1, len(items) // SHOWN)  # spread over the whole set, not only its first writer
-        for ax, (image, truth, read) in zip(row, items[::step][:SHOWN] + [None] * SHOWN):
+        for ax, (image, truth, read) in zip(row, items[::step][:SHOWN] + [(None, "", "")] * SHOWN):
             ax.axis("off")
             if image is not None:
                 ax.imshow(image[50:-50, 50:-50], cmap="gray", vmin=0, vmax=255)

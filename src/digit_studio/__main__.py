@@ -23,7 +23,7 @@ from digit_studio import resources
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
 
-FIGURE_SETS = ("evaluation", "explanations", "studio")  # research/figures.py, which loads torch: named here for --help
+FIGURE_SETS = ("evaluation", "explanations", "studio", "two_readers")  # research/figures.py, which loads torch: named here for --help
 
 if TYPE_CHECKING:
     from digit_studio.reading.reader import Reading

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,15 @@ class InkMap:
 
 @dataclass(frozen=True)
 class _Raster:
-    grey: np.ndarray  # (h, w) uint8
+    colour: np.ndarray  # (h, w) grey or (h, w, 3) RGB, uint8
     alpha: np.ndarray | None  # (h, w) uint8, or None for an opaque image
     scale: int
     size: tuple[int, int]
+
+    @cached_property
+    def grey(self) -> np.ndarray:
+        """(h, w) uint8, made only when asked for: the sketchpad's layers are read by their alpha alone."""
+        return self.colour if self.colour.ndim == 2 else _luma(self.colour)
 
 
 def ink_map(image: Any) -> InkMap:
@@ -156,9 +162,9 @@ def _from_array(array: np.ndarray, size: tuple[int, int] | None = None) -> _Rast
         tiles = array[:h, :w].reshape(h // factor, factor, w // factor, factor, channels)
         array = tiles.mean(axis=(1, 3), dtype=np.float64 if array.dtype.kind == "f" else np.float32)
     planes = _to_uint8(array)
-    grey = planes[..., 0] if channels <= 2 else _luma(planes[..., :3])
+    colour = planes[..., 0] if channels <= 2 else planes[..., :3]
     alpha = planes[..., -1] if channels in (2, 4) else None
-    return _Raster(grey, alpha, factor, size)
+    return _Raster(colour, alpha, factor, size)
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:

@@ -51,12 +51,11 @@ FLOOR = 1e-6  # least probability a classifier's reading is charged with
 class TwoReaderRule:
     """How a disagreement is settled (see the module's docstring)."""
 
-    classifier_weight: float = 0.0  # weight of the classifier's log-odds against the line model's (chosen: 0,
-    # the placed reading's digits already carry the classifier's view through fuse_weight)
-    margin: float = 3.5  # nats the weighted log-odds must exceed for the line model's reading to win ...
-    lone_margin: float = 6.0  # ... and where the cuts read the line as one symbol (a lone digit, most
+    classifier_weight: float = 0.5  # weight of the classifier's log-odds against the line model's
+    margin: float = 2.0  # nats the weighted log-odds must exceed for the line model's reading to win ...
+    lone_margin: float = 4.0  # ... and where the cuts read the line as one symbol (a lone digit, most
     # often written alone, is rarely two)
-    fuse_weight: float = 0.5  # weight of the classifier's log-probabilities when a digit of the line model's
+    fuse_weight: float = 1.0  # weight of the classifier's log-probabilities when a digit of the line model's
     # reading is read by both models on its piece (_fused); 0: the line model's label as it is
     max_slant: float = 0.5  # a re-cut leans at most this much with the handwriting (as segmentation's cuts)
     sliver: float = 0.15  # share of a re-cut piece: bits of a neighbour at its edge, smaller, are dropped
