@@ -7,9 +7,10 @@ bench/multidigit.py, and single digits of the trainable real handwriting (optdig
 stretched. Every drawing is read with the line model, its rule set so that the cuts always stand but both
 log-odds are recorded for every line where the readers differ, once for each weight of the classifier in the
 placed reading's digits (the fuse weight: it changes what the placed reading reads); then every rule on the
-grid (the fuse weight, the classifier's weight in the rule, the margins) is scored by the exact rate it would give, averaged over the sets; of rules
-that score alike, the one whose weakest set reads best is taken. Prints the best rules and writes
-results/bench/tune_two_readers.json; TwoReaderRule's defaults are what it chose.
+grid (the fuse weight, the classifier's weight in the rule, the margins) is scored by the exact rate it would
+give, averaged over the sets; of rules that score alike, the one whose weakest set reads best is taken.
+Prints the best rules and writes results/bench/tune_two_readers.json; TwoReaderRule's defaults are what it
+chose.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def main() -> None:
                 for lone_margin in LONE_MARGINS:
                     rates = {name: exact(r, weight, margin, lone_margin) for name, r in records_of[fuse].items()}
                     grid.append({"fuse_weight": fuse, "classifier_weight": weight, "margin": margin,
-                                 "lone_margin": lone_margin, **rates, "objective": float(np.mean(list(rates.values())))})
+                                 "lone_margin": lone_margin, **rates,
+                                 "objective": float(np.mean(list(rates.values())))})
     # Of rules with equal objectives (to 1e-9: the same rates summed in another order differ in the last
     # digit), the one whose weakest set reads best; then the first on the grid (the sort is stable).
     grid.sort(key=lambda g: (-round(g["objective"], 9), -min(g[name] for name in sets)))

@@ -23,7 +23,8 @@ from digit_studio import resources
 from digit_studio.cli import run_script
 from digit_studio.errors import DigitStudioError
 
-FIGURE_SETS = ("evaluation", "explanations", "studio", "two_readers")  # research/figures.py, which loads torch: named here for --help
+# research/figures.py's sets, named here for --help: that module loads torch
+FIGURE_SETS = ("evaluation", "explanations", "studio", "two_readers")
 
 if TYPE_CHECKING:
     from digit_studio.reading.reader import Reading

@@ -201,7 +201,7 @@ def _components(mask: np.ndarray, config: SegmentConfig) -> _Components | None:
     labels[box] = inner
     slices = [(slice(ys.start + top, ys.stop + top), slice(xs.start + left, xs.stop + left))
               for ys, xs in ndimage.find_objects(inner)]
-    areas = np.bincount(labels[mask], minlength=count + 1)[1:]  # over the ink only: ten times faster
+    areas = np.bincount(inner[mask[box]], minlength=count + 1)[1:]  # over the ink only: ten times faster
     stroke = _stroke_width(labels, slices, areas)
     lengths = np.array([max(s[0].stop - s[0].start, s[1].stop - s[1].start) for s in slices])
     pen = (areas >= config.speck * stroke**2) & (areas >= config.hairline * stroke * lengths)
