@@ -14,8 +14,10 @@ frame times the classifier's on its piece, the latter weighted). Then the rule w
 
 and the placed reading wins when line_odds − classifier_weight · classifier_odds > margin (lone_margin where the
 cuts read one symbol). Marks that are no number stay with the cuts: lines of separators or flat strokes alone
-are not given to the line model, one mark is never overruled into more than `lone_most` symbols, and the two
-readings' separators must agree. So every symbol
+are not given to the line model, one mark is overruled into more than `lone_most` symbols only where the
+classifier reads the new pieces about as well as the whole mark (classifier_odds ≤ lone_margin: the pieces
+of touching digits read as digits, a zigzag's slices or a scribble's do not), and the two readings'
+separators must agree. So every symbol
 keeps its own ink, box, explanation and variations whichever reader decided. The rule's numbers were chosen
 on drawings of MNIST training digits and the trainable real handwriting (bench/tune_two_readers.py), never
 on test digits.
@@ -61,9 +63,16 @@ class TwoReaderRule:
     sliver: float = 0.15  # share of a re-cut piece: bits of a neighbour at its edge, smaller, are dropped
     most_symbols: int = 40  # a line model's reading of more symbols is no number: the cuts stand (and the
     # re-cut's work stays bounded)
-    lone_most: int = 2  # where the cuts read one symbol, the line model's reading may have at most this many:
-    # one mark read as a long number is a zigzag or a scribble, not digits that touch
+    lone_most: int = 2  # where the cuts read one symbol, a line model's reading of more symbols must also
+    # convince the classifier (see line_wins)
     batch: int = 128  # re-cut pieces classified at once
+
+    def line_wins(self, line_odds: float, classifier_odds: float, cuts_symbols: int, placed_symbols: int) -> bool:
+        """Whether the line model's placed reading overrules the cuts' (see the module's docstring)."""
+        lone = cuts_symbols == 1
+        if lone and placed_symbols > self.lone_most and classifier_odds > self.lone_margin:
+            return False  # one mark read as a long number by the line model alone: a zigzag, not touching digits
+        return line_odds - self.classifier_weight * classifier_odds > (self.lone_margin if lone else self.margin)
 
 
 @dataclass(frozen=True)
@@ -162,13 +171,13 @@ def _decide(cuts: LineDecision, image: LineImage, origin: int, log_probs: torch.
     reading = replace(reading, placed=placed)
     if placed == cuts_text:  # read alike once the classifier's view of the line model's pieces is heard
         return _cuts_stand(cuts, reading, 0.0, 0.0)
-    if _separators(placed) != _separators(cuts_text) or (len(cuts_text) == 1 and len(placed) > rule.lone_most):
+    if _separators(placed) != _separators(cuts_text):
         # Dashes and dots are read by their shape and place better than by the line model, which also reads
-        # stray ink as them; and see lone_most.
+        # stray ink as them.
         return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf)
     line_odds = _line_log_prob(log_probs, placed) - _line_log_prob(log_probs, cuts_text)
     classifier_odds = classifier_log_prob(cuts.pieces, cuts.labels) - classifier_log_prob(recut, labels)
-    if line_odds - rule.classifier_weight * classifier_odds <= (rule.lone_margin if len(cuts_text) == 1 else rule.margin):
+    if not rule.line_wins(line_odds, classifier_odds, len(cuts_text), len(placed)):
         return _cuts_stand(cuts, reading, line_odds, classifier_odds)
     decided = replace(reading, decided=LINE, line_odds=line_odds, classifier_odds=classifier_odds)
     return LineDecision(recut, list(labels), list(confidences), [a.frames for a in aligned], decided)
