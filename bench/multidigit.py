@@ -32,7 +32,7 @@ import platform
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +228,7 @@ def main() -> None:
     report["setup"] = {
         "seed": args.seed, "per_category": args.per_category, "digits": "train" if args.train_digits else "test",
         "classifier": str(args.classifier), "vae": args.vae and str(args.vae), "line_reader": args.line_reader or None,
+        "rule": asdict(reader.rule),
         "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
     }
     print(f"overall    exact {report['overall']['exact']:.2%}  latency {report['latency_6_digits_800x800']}")

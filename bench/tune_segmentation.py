@@ -31,10 +31,10 @@ from tqdm import tqdm
 
 from digit_studio import cli
 from digit_studio.cli import run_script
-from digit_studio.config import DataConfig
+from digit_studio.config import DataConfig, RealDataConfig
 from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
 from digit_studio.reading.segmentation import SegmentConfig
-from digit_studio.training.data import load_mnist
+from digit_studio.training.data import load_mnist, load_splits
 from digit_studio.training.realdigits import TRAIN_FILE, load_realdigits
 from digit_studio.training.synth import draw_number, pick_digits, scan
 
@@ -79,16 +79,25 @@ def boxed(bitmap: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(ink).resize((BOX, BOX), Image.BOX)) > 127
 
 
-def tuning_set(per_category: int, real: int, seed: int) -> dict[str, list[tuple[np.ndarray, str]]]:
-    train = load_mnist(DataConfig(download=False), train=True)
+def tuning_set(per_category: int, real: int, seed: int,
+               held_out: bool = False) -> dict[str, list[tuple[np.ndarray, str]]]:
+    """Drawings of MNIST training digits in every benchmark category, and `real` digits of the trainable real
+    handwriting as written and stretched. With `held_out`, only digits no shipped model was trained on: the
+    MNIST training digits and the real file's digits that the classifier's and the line reader's configs keep
+    back for validation (DataConfig and RealDataConfig as shipped: 5,000 and 384), so that the readers are
+    as sure of them as of digits they never saw."""
+    data = DataConfig(download=False)
+    train = load_splits(data)[1] if held_out else load_mnist(data, train=True)
     rng = np.random.default_rng(seed)
     sets = {}
     for name, spec in CATEGORIES.items():
         texts = [spec.text(rng) for _ in range(per_category)]
         drawings = [draw_number(t, pick_digits(train, t, rng), rng, spec.style) for t in texts]
         sets[name] = [(scan(d, rng) if spec.scanned else d.image, d.text) for d in drawings]
-    digits = load_realdigits(TRAIN_FILE, DataConfig(download=False))
-    pick = rng.permutation(len(digits))[:real]
+    digits = load_realdigits(TRAIN_FILE, data)
+    kept_back = RealDataConfig().val_size
+    start = len(digits) - kept_back if held_out else 0  # real_splits keeps back the file's last digits
+    pick = start + rng.permutation(len(digits) - start)[:real]
     sets["real"] = [(scanned(digits.bitmaps[i]), str(digits.labels[i])) for i in pick]
     sets["real_boxed"] = [(scanned(boxed(digits.bitmaps[i])), str(digits.labels[i])) for i in pick]
     return sets
