@@ -8,12 +8,13 @@ stretched. `--digits held-out` draws only the digits both models' training kept 
 MNIST training digits, the real file's last 384), which the readers read as they read digits they never saw
 (on digits they were trained on both are surer and right more often than on a user's); the rule it chose
 (results/bench/tune_two_readers_held_out.json) read the test drawings worse than the shipped one (README).
-Every drawing is read with the line model, its rule set so that the cuts always stand but both log-odds are
-recorded for every line where the readers differ, once for each weight of the classifier in the placed
-reading's digits (the fuse weight: it changes what the placed reading reads); then every rule on the grid
-(the fuse weight, the classifier's weight in the rule, the margins) is scored by the exact rate it would give,
-averaged over the sets; of rules that score alike, the one whose weakest set reads best is taken. Also
-reported: what the best possible choice between the two readings of every line would read, the rule's ceiling.
+Every drawing is read with the line model, its rule set so that the cuts always stand but the log-odds are
+recorded for every line where the readers differ, once for each pair of weights that change what the placed
+reading reads (the classifier's weight in the placed reading's digits, and its weight on pieces cut out of
+touching ink); then every rule on the grid (those weights, the classifier's weight in the rule, the margins)
+is scored by the exact rate it would give, averaged over the sets; of rules that score alike, the one whose
+weakest set reads best is taken. Also reported: what the best possible choice between the two readings of
+every line would read, the rule's ceiling.
 Prints the best rules and writes results/bench/tune_two_readers.json; TwoReaderRule's defaults are what it
 chose from all training digits.
 """
@@ -34,14 +35,17 @@ from digit_studio.cli import run_script
 from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading
 from digit_studio.reading.two_readers import LINE, TwoReaderRule
 
-FUSE_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # the classifier's weight when a placed digit is read by both models
+# The classifier's weight when a placed digit is read by both models, and its weight on pieces cut out of
+# touching ink (in those digits and in the rule). An earlier grid of fuse weights 0, 0.25, 0.5 and 1 (the
+# touching weight 1) chose 1.
+FUSE_WEIGHTS = ((1.0, 1.0), (1.0, 0.5), (1.0, 0.0))
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5)
 MARGINS = tuple(float(m) for m in np.arange(-2.0, 8.01, 0.5))
 LONE_MARGINS = (*MARGINS[::2], 10.0, 15.0, 20.0, 100.0)  # 100: never
 
 
-def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, float, int, int]] | None:
-    """Per line: (the cuts read it right, the line model did, line odds, classifier odds, how many symbols
+def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, float, float, int, int]] | None:
+    """Per line: (the cuts read it right, the line model did, line odds, classifier odds, weighed odds, how many symbols
     the cuts read, how many the placed reading has); None where the lines themselves were found wrongly (no
     rule can mend that)."""
     truths = truth.split("\n")
@@ -51,9 +55,10 @@ def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, floa
     out = []
     for cuts, line, right in zip(cut_lines, reading.lines, truths):
         if line is None or line.placed == cuts:
-            out.append((cuts == right, cuts == right, 0.0, 0.0, len(cuts), len(cuts)))
+            out.append((cuts == right, cuts == right, 0.0, 0.0, 0.0, len(cuts), len(cuts)))
         else:
-            out.append((cuts == right, line.placed == right, line.line_odds, line.classifier_odds, len(cuts),
+            out.append((cuts == right, line.placed == right, line.line_odds, line.classifier_odds, line.weighed_odds,
+                        len(cuts),
                         len(line.placed)))
     return out
 
@@ -92,26 +97,30 @@ def main() -> None:
     reader = Reader.from_checkpoint(args.classifier, args.vae, line_reader=args.line_reader)
     sets = tuning_set(args.per_category, args.real, args.seed, held_out=args.digits == "held-out")
     grid, records_of = [], {}
-    for fuse in FUSE_WEIGHTS:  # the placed reading's digits depend on it: the drawings are read again for each
-        reader.rule = TwoReaderRule(margin=math.inf, lone_margin=math.inf, fuse_weight=fuse)  # the cuts stand;
-        # both odds are recorded
-        records_of[fuse] = {name: [lines_of(reader.read(image), text) for image, text in tqdm(items, desc=name)]
-                            for name, items in sets.items()}
+    for fuse, touching in FUSE_WEIGHTS:  # the placed reading's digits depend on them: read again for each
+        # The cuts stand; both odds are recorded.
+        reader.rule = TwoReaderRule(margin=math.inf, lone_margin=math.inf, fuse_weight=fuse,
+                                    touching_weight=touching)
+        records_of[fuse, touching] = {
+            name: [lines_of(reader.read(image), text) for image, text in tqdm(items, desc=name)]
+            for name, items in sets.items()}
         for weight in WEIGHTS:
             for margin in MARGINS:
                 for lone_margin in LONE_MARGINS:
-                    rule = TwoReaderRule(classifier_weight=weight, margin=margin, lone_margin=lone_margin)
-                    rates = {name: exact(r, rule) for name, r in records_of[fuse].items()}
-                    grid.append({"fuse_weight": fuse, "classifier_weight": weight, "margin": margin,
+                    rule = TwoReaderRule(classifier_weight=weight, margin=margin, lone_margin=lone_margin,
+                                         touching_weight=touching)
+                    rates = {name: exact(r, rule) for name, r in records_of[fuse, touching].items()}
+                    grid.append({"fuse_weight": fuse, "touching_weight": touching,
+                                 "classifier_weight": weight, "margin": margin,
                                  "lone_margin": lone_margin, **rates,
                                  "objective": float(np.mean(list(rates.values())))})
     # Of rules with equal objectives (to 1e-9: the same rates summed in another order differ in the last
     # digit), the one whose weakest set reads best; then the first on the grid (the sort is stable).
     grid.sort(key=lambda g: (-round(g["objective"], 9), -min(g[name] for name in sets)))
     best = grid[0]
-    records = records_of[best["fuse_weight"]]
+    records = records_of[best["fuse_weight"], best["touching_weight"]]
     chosen = TwoReaderRule(classifier_weight=best["classifier_weight"], margin=best["margin"],
-                           lone_margin=best["lone_margin"])
+                           lone_margin=best["lone_margin"], touching_weight=best["touching_weight"])
     cuts_alone = {name: exact(r, TwoReaderRule(margin=math.inf, lone_margin=math.inf)) for name, r in records.items()}
     anywhere = TwoReaderRule(classifier_weight=0.0, margin=-math.inf, lone_margin=-math.inf,
                              lone_most=TwoReaderRule.most_symbols)
@@ -124,7 +133,8 @@ def main() -> None:
         print({k: round(v, 4) for k, v in g.items()})
     disagreements = sum(1 for r in records.values() for lines in r if lines for line in lines if line[2] or line[3])
     report = {
-        "chosen": {k: best[k] for k in ("fuse_weight", "classifier_weight", "margin", "lone_margin")},
+        "chosen": {k: best[k] for k in ("fuse_weight", "touching_weight", "classifier_weight", "margin",
+                                        "lone_margin")},
         "best": best, "cuts_alone": cuts_alone, "line_model_wherever_they_differ": line_alone,
         "either_reader_right": either,
         "lines_where_the_readers_differ": disagreements, "best_50": grid[:50],

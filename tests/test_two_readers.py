@@ -11,7 +11,7 @@ import pytest
 from digit_studio.reading.ctc import AlignedSymbol
 from digit_studio.reading.reader import Reader
 from digit_studio.reading.segmentation import Piece
-from digit_studio.reading.two_readers import BOTH, CUTS, LINE, TwoReaderRule, recut_line
+from digit_studio.reading.two_readers import BOTH, CUTS, LINE, TwoReaderRule, recut_line, touching
 from digit_studio.training.data import Split
 from digit_studio.training.synth import Style, draw_number, hostile_drawings, pick_digits
 
@@ -30,6 +30,7 @@ def test_a_piece_under_two_symbols_is_cut_between_them() -> None:
     pair.mask[9:11, 16:24] = True  # the stroke that joins them
     first, second = recut_line([pair], [symbol("1", (6, 10), (0, 20)), symbol("2", (28, 32), (20, 40))],
                                TwoReaderRule())
+    assert touching([first, second]) == [True, True]  # the classifier's weight on them: touching_fuse_weight
     assert first.box[0] == 2 and first.box[2] <= 20 and second.box[0] >= 20 and second.box[2] == 38
     assert first.kind == second.kind == "digit" and first.probs is None  # new ink: to be classified
 
@@ -39,6 +40,7 @@ def test_fragments_join_their_symbol_and_unread_separators_are_dropped() -> None
     digit.probs = other.probs = np.full(10, 0.1)
     pieces = recut_line([digit, fragment, dot, other],
                         [symbol("5", (5, 9), (0, 21)), symbol("3", (35, 40), (21, 50))], TwoReaderRule())
+    assert touching(pieces) == [False, False]  # a gap of a few px between them
     assert [p.box for p in pieces] == [(0, 0, 19, 20), other.box]  # the 5's loose bar joins it; the dot is gone
     assert pieces[1] is other  # a piece the cuts read as one symbol keeps its reading
 
@@ -91,7 +93,8 @@ def test_the_line_model_overrules_cuts_that_fail(readers, mnist_test: Split, tex
     reading = both.read(image)
     assert reading.text == text and reading.lines[0].decided == LINE
     line = reading.lines[0]
-    assert both.rule.line_wins(line.line_odds, line.classifier_odds, len(line.cuts_text), len(line.placed))
+    assert both.rule.line_wins(line.line_odds, line.classifier_odds, line.weighed_odds, len(line.cuts_text),
+                               len(line.placed))
     assert {s.reader for s in reading.symbols} == {LINE}
     boxes = [s.box for s in reading.symbols]  # every symbol has its own ink, crop and reading
     assert len(boxes) == len(text) and all(a[0] < b[0] for a, b in zip(boxes, boxes[1:]))
@@ -119,10 +122,23 @@ def test_a_number_written_as_one_mark_is_read_by_the_line_model(readers, mnist_t
 def test_one_mark_read_as_a_long_number_needs_the_classifier_too() -> None:
     rule = TwoReaderRule()
     convincing = 20.0  # line odds far beyond either margin
-    assert rule.line_wins(convincing, rule.lone_margin, 1, rule.lone_most + 1)
-    assert not rule.line_wins(convincing, rule.lone_margin + 0.1, 1, rule.lone_most + 1)  # a zigzag's slices
-    assert rule.line_wins(convincing, rule.lone_margin + 0.1, 1, rule.lone_most)  # two symbols: odds alone
-    assert rule.line_wins(convincing, rule.lone_margin + 0.1, 2, 3)  # more than one mark: odds alone
+    lone = rule.lone_margin
+    assert rule.line_wins(convincing, lone, lone, 1, rule.lone_most + 1)
+    assert not rule.line_wins(convincing, lone + 0.1, 0.0, 1, rule.lone_most + 1)  # a zigzag's slices, heard in full
+    assert rule.line_wins(convincing, lone + 0.1, lone + 0.1, 1, rule.lone_most)  # two symbols: odds alone
+    assert rule.line_wins(convincing, lone + 0.1, lone + 0.1, 2, 3)  # more than one mark: odds alone
+
+
+def test_the_classifier_is_heard_less_on_touching_pieces_but_in_full_on_one_mark() -> None:
+    rule = TwoReaderRule()
+    assert rule.touching_weight < 1
+    # Several marks: the classifier's odds on pieces cut out of touching ink are weighed down.
+    just = rule.margin + 0.5
+    assert rule.line_wins(just, 10.0, 10.0 * rule.touching_weight, 2, 2)
+    assert not rule.line_wins(just, 10.0, 10.0, 2, 2)
+    # One mark read as two digits: whether it is one or two is the classifier's question too.
+    assert not rule.line_wins(rule.lone_margin + 1, 4.0, 0.0, 1, 2)
+    assert rule.line_wins(rule.lone_margin + 1, 1.0, 0.0, 1, 2)
 
 
 @pytest.mark.parametrize(("text", "seed"), CUTS_WIN)

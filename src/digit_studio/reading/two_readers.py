@@ -7,13 +7,17 @@ given the piece of ink at its alignment (reading/ctc.py), a piece holding severa
 between them (along the handwriting's slant, halfway into the blank frames that part them) and a piece it
 reads as part of a neighbour joins that neighbour. The classifier reads the new pieces too, and each digit
 of the placed reading is read by both models together (the line model's probabilities at the symbol's peak
-frame times the classifier's on its piece, the latter weighted). Then the rule weighs the two readings:
+frame times the classifier's on its piece, the latter weighted, and weighted apart where the piece was cut
+out of touching ink: its crop may hold a neighbour's strokes, and the classifier reads it wrongly with
+confidence). Then the rule weighs the two readings:
 
     line_odds       = log p_line(placed text) − log p_line(cuts' text)        (CTC sequence probabilities)
     classifier_odds = Σ log p_classifier(cuts' label | piece) − Σ log p_classifier(placed label | its piece)
 
-and the placed reading wins when line_odds − classifier_weight · classifier_odds > margin (lone_margin where the
-cuts read one symbol). Marks that are no number stay with the cuts: lines of separators or flat strokes alone
+each term of classifier_odds weighted by touching_weight where its piece touches a neighbour's ink, and the
+placed reading wins when line_odds − classifier_weight · classifier_odds > margin; where the cuts read one
+symbol, > lone_margin with every term in full (whether one mark is one digit or two is the classifier's
+question too). Marks that are no number stay with the cuts: lines of separators or flat strokes alone
 are not given to the line model, one mark is overruled into more than `lone_most` symbols only where the
 classifier reads the new pieces about as well as the whole mark (classifier_odds ≤ lone_margin: the pieces
 of touching digits read as digits, a zigzag's slices or a scribble's do not), and the two readings'
@@ -31,10 +35,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from digit_studio.models.line_reader import ALPHABET, LineImage, LineReader, line_image, line_log_probs
 from digit_studio.reading.ctc import AlignedSymbol, align, sequence_log_prob
 from digit_studio.reading.segmentation import (
+    EIGHT,
     SEPARATORS,
     Classify,
     Piece,
@@ -54,11 +60,13 @@ class TwoReaderRule:
     """How a disagreement is settled (see the module's docstring)."""
 
     classifier_weight: float = 0.5  # weight of the classifier's log-odds against the line model's
-    margin: float = 2.0  # nats the weighted log-odds must exceed for the line model's reading to win ...
+    margin: float = 3.0  # nats the weighted log-odds must exceed for the line model's reading to win ...
     lone_margin: float = 4.0  # ... and where the cuts read the line as one symbol (a lone digit, most
     # often written alone, is rarely two)
     fuse_weight: float = 1.0  # weight of the classifier's log-probabilities when a digit of the line model's
     # reading is read by both models on its piece (_fused); 0: the line model's label as it is
+    touching_weight: float = 0.0  # the classifier's say on a piece whose ink touches a neighbour's (touching()):
+    # its log-probabilities are weighted by this in the fused digit and in the rule's classifier odds
     max_slant: float = 0.5  # a re-cut leans at most this much with the handwriting (as segmentation's cuts)
     sliver: float = 0.15  # share of a re-cut piece: bits of a neighbour at its edge, smaller, are dropped
     most_symbols: int = 40  # a line model's reading of more symbols is no number: the cuts stand (and the
@@ -67,12 +75,17 @@ class TwoReaderRule:
     # convince the classifier (see line_wins)
     batch: int = 128  # re-cut pieces classified at once
 
-    def line_wins(self, line_odds: float, classifier_odds: float, cuts_symbols: int, placed_symbols: int) -> bool:
-        """Whether the line model's placed reading overrules the cuts' (see the module's docstring)."""
-        lone = cuts_symbols == 1
-        if lone and placed_symbols > self.lone_most and classifier_odds > self.lone_margin:
-            return False  # one mark read as a long number by the line model alone: a zigzag, not touching digits
-        return line_odds - self.classifier_weight * classifier_odds > (self.lone_margin if lone else self.margin)
+    def line_wins(self, line_odds: float, classifier_odds: float, weighed_odds: float, cuts_symbols: int,
+                  placed_symbols: int) -> bool:
+        """Whether the line model's placed reading overrules the cuts' (see the module's docstring);
+        `weighed_odds` are the classifier odds with touching pieces weighted by touching_weight. Where the cuts
+        read one mark, whether it is one digit or several is the classifier's question as much as the line
+        model's: it is heard in full."""
+        if cuts_symbols == 1:
+            if placed_symbols > self.lone_most and classifier_odds > self.lone_margin:
+                return False  # one mark read as a long number by the line model alone: a zigzag, not touching digits
+            return line_odds - self.classifier_weight * classifier_odds > self.lone_margin
+        return line_odds - self.classifier_weight * weighed_odds > self.margin
 
 
 @dataclass(frozen=True)
@@ -88,8 +101,9 @@ class LineReading:
     cuts_text: str  # what the cuts read
     placed: str  # the line model's reading once placed on the ink, each digit read by both models together
     decided: str  # BOTH, CUTS or LINE
-    line_odds: float = 0.0  # the rule's two log-odds (0 where the readers agreed)
+    line_odds: float = 0.0  # the rule's log-odds (0 where the readers agreed)
     classifier_odds: float = 0.0
+    weighed_odds: float = 0.0  # classifier_odds with touching pieces weighted by the rule's touching_weight
 
     def frames_of(self, x0: float, x1: float) -> tuple[int, int]:
         """First and last frame whose centre lies in working-mask x [x0, x1) (the nearest one if none)."""
@@ -120,9 +134,13 @@ def label_of(piece: Piece) -> str:
     return piece.kind if piece.kind in SEPARATORS else str(int(piece.probs.argmax()))
 
 
-def classifier_log_prob(pieces: Sequence[Piece], labels: Sequence[str]) -> float:
-    """log p of the labels under the classifier, piece by piece; separators are read by shape (0)."""
-    return sum(math.log(max(float(p.probs[int(c)]), FLOOR)) for p, c in zip(pieces, labels) if c.isdigit())
+def classifier_log_prob(pieces: Sequence[Piece], labels: Sequence[str],
+                        weights: Sequence[float] | None = None) -> float:
+    """log p of the labels under the classifier, piece by piece, each weighted (by 1 where no weights are
+    given); separators are read by shape (0)."""
+    weights = [1.0] * len(pieces) if weights is None else weights
+    return sum(w * math.log(max(float(p.probs[int(c)]), FLOOR)) for p, c, w in zip(pieces, labels, weights)
+               if c.isdigit())
 
 
 def line_mask(line: Sequence[Piece]) -> tuple[np.ndarray, int]:
@@ -164,22 +182,28 @@ def _decide(cuts: LineDecision, image: LineImage, origin: int, log_probs: torch.
         return LineDecision(cuts.pieces, cuts.labels, cuts.confidences, [a.frames for a in aligned], reading)
     recut = recut_line(cuts.pieces, aligned, rule) if 0 < len(aligned) <= rule.most_symbols else None
     if recut is None:  # the line model's symbols could not all be given ink: the cuts stand
-        return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf)
+        return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf, math.inf)
     classify_pieces([p for p in recut if p.kind == "digit" and p.probs is None], classify, rule.batch)
-    labels, confidences = zip(*(_fused(a, p, log_probs, rule.fuse_weight) for a, p in zip(aligned, recut)))
+    heard = [rule.touching_weight if t else 1.0 for t in touching(recut)]  # the classifier's say on each piece
+    labels, confidences = zip(*(_fused(a, p, log_probs, rule.fuse_weight * w)
+                                for a, p, w in zip(aligned, recut, heard)))
     placed = "".join(labels)
     reading = replace(reading, placed=placed)
     if placed == cuts_text:  # read alike once the classifier's view of the line model's pieces is heard
-        return _cuts_stand(cuts, reading, 0.0, 0.0)
+        return _cuts_stand(cuts, reading, 0.0, 0.0, 0.0)
     if _separators(placed) != _separators(cuts_text):
         # Dashes and dots are read by their shape and place better than by the line model, which also reads
         # stray ink as them.
-        return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf)
+        return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf, math.inf)
     line_odds = _line_log_prob(log_probs, placed) - _line_log_prob(log_probs, cuts_text)
     classifier_odds = classifier_log_prob(cuts.pieces, cuts.labels) - classifier_log_prob(recut, labels)
-    if not rule.line_wins(line_odds, classifier_odds, len(cuts_text), len(placed)):
-        return _cuts_stand(cuts, reading, line_odds, classifier_odds)
-    decided = replace(reading, decided=LINE, line_odds=line_odds, classifier_odds=classifier_odds)
+    cuts_heard = [rule.touching_weight if t else 1.0 for t in touching(cuts.pieces)]
+    weighed_odds = (classifier_log_prob(cuts.pieces, cuts.labels, cuts_heard)
+                    - classifier_log_prob(recut, labels, heard))
+    if not rule.line_wins(line_odds, classifier_odds, weighed_odds, len(cuts_text), len(placed)):
+        return _cuts_stand(cuts, reading, line_odds, classifier_odds, weighed_odds)
+    decided = replace(reading, decided=LINE, line_odds=line_odds, classifier_odds=classifier_odds,
+                      weighed_odds=weighed_odds)
     return LineDecision(recut, list(labels), list(confidences), [a.frames for a in aligned], decided)
 
 
@@ -194,8 +218,10 @@ def _fused(symbol: AlignedSymbol, piece: Piece, log_probs: torch.Tensor, weight:
     return str(int(joint.argmax())), float(joint.max())
 
 
-def _cuts_stand(cuts: LineDecision, reading: LineReading, line_odds: float, classifier_odds: float) -> LineDecision:
-    stood = replace(reading, decided=CUTS, line_odds=line_odds, classifier_odds=classifier_odds)
+def _cuts_stand(cuts: LineDecision, reading: LineReading, line_odds: float, classifier_odds: float,
+                weighed_odds: float) -> LineDecision:
+    stood = replace(reading, decided=CUTS, line_odds=line_odds, classifier_odds=classifier_odds,
+                    weighed_odds=weighed_odds)
     frames = [stood.frames_of(p.box[0], p.box[2]) for p in cuts.pieces]
     return LineDecision(cuts.pieces, cuts.labels, cuts.confidences, frames, stood)
 
@@ -244,6 +270,25 @@ def recut_line(line: Sequence[Piece], aligned: Sequence[AlignedSymbol], rule: Tw
             out.append(piece)  # the cuts' own piece, already read
         else:
             out.append(Piece(piece.box, piece.mask, kind))
+    return out
+
+
+def touching(pieces: Sequence[Piece]) -> list[bool]:
+    """Whether each piece's ink touches another's (8-connected): it was cut out of touching ink, by the cuts
+    or by the re-cut, and its crop may hold a neighbour's strokes or lack some of its own."""
+    out = [False] * len(pieces)
+    for i, a in enumerate(pieces):
+        for j in range(i + 1, len(pieces)):
+            b = pieces[j]
+            if max(a.box[0], b.box[0]) > min(a.box[2], b.box[2]) or max(a.box[1], b.box[1]) > min(a.box[3], b.box[3]):
+                continue  # boxes more than a pixel apart
+            x0, y0 = min(a.box[0], b.box[0]) - 1, min(a.box[1], b.box[1]) - 1
+            x1, y1 = max(a.box[2], b.box[2]) + 1, max(a.box[3], b.box[3]) + 1
+            grown, other = np.zeros((y1 - y0, x1 - x0), bool), np.zeros((y1 - y0, x1 - x0), bool)
+            grown[a.box[1] - y0 : a.box[3] - y0, a.box[0] - x0 : a.box[2] - x0] = a.mask
+            other[b.box[1] - y0 : b.box[3] - y0, b.box[0] - x0 : b.box[2] - x0] = b.mask
+            if (ndimage.binary_dilation(grown, EIGHT) & other).any():
+                out[i] = out[j] = True
     return out
 
 
