@@ -45,9 +45,9 @@ LONE_MARGINS = (*MARGINS[::2], 10.0, 15.0, 20.0, 100.0)  # 100: never
 
 
 def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, float, float, int, int]] | None:
-    """Per line: (the cuts read it right, the line model did, line odds, classifier odds, weighed odds, how many symbols
-    the cuts read, how many the placed reading has); None where the lines themselves were found wrongly (no
-    rule can mend that)."""
+    """Per line: (the cuts read it right, the line model did, line odds, classifier odds, weighed odds, how
+    many symbols the cuts read, how many the placed reading has); None where the lines themselves were found
+    wrongly (no rule can mend that)."""
     truths = truth.split("\n")
     cut_lines = reading.text.split("\n") if reading.text else []  # the cuts' reading: the rule never lets the line win
     if len(cut_lines) != len(truths) or len(reading.lines) != len(truths):
@@ -58,8 +58,7 @@ def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, floa
             out.append((cuts == right, cuts == right, 0.0, 0.0, 0.0, len(cuts), len(cuts)))
         else:
             out.append((cuts == right, line.placed == right, line.line_odds, line.classifier_odds, line.weighed_odds,
-                        len(cuts),
-                        len(line.placed)))
+                        len(cuts), len(line.placed)))
     return out
 
 

@@ -30,7 +30,7 @@ def test_a_piece_under_two_symbols_is_cut_between_them() -> None:
     pair.mask[9:11, 16:24] = True  # the stroke that joins them
     first, second = recut_line([pair], [symbol("1", (6, 10), (0, 20)), symbol("2", (28, 32), (20, 40))],
                                TwoReaderRule())
-    assert touching([first, second]) == [True, True]  # the classifier's weight on them: touching_fuse_weight
+    assert touching([first, second]) == [True, True]  # the classifier's say on them: touching_weight
     assert first.box[0] == 2 and first.box[2] <= 20 and second.box[0] >= 20 and second.box[2] == 38
     assert first.kind == second.kind == "digit" and first.probs is None  # new ink: to be classified
 
