@@ -210,6 +210,39 @@ def test_an_underline_is_not_ink_of_the_number(reader: Reader) -> None:
         assert text_of(read(reader, image)) == "380"
 
 
+def test_an_underline_shorter_than_a_rule_is_dropped_under_one_digit(reader: Reader) -> None:
+    """Too short to be a rule, it would be merged into the 7 (read as a 1) or read as a dash; the bowl of a
+    thick 0 cut off by a pen lift is flat too, but stays (test_the_flat_foot_of_a_broken_thick_digit_stays)."""
+    seven = draw_digit(DIGITS["7"])
+    underline = np.ones((8, round(1.4 * seven.shape[0])), bool)  # 1.4 digit heights: a rule is 2
+    image = compose([seven, underline], [280, 260], [100, 100 + seven.shape[0] + 14])
+    assert text_of(read(reader, image)) == "7"
+
+
+def test_the_flat_foot_of_a_broken_thick_digit_stays(reader: Reader) -> None:
+    """A pen lift cuts the bowl off a thick, wide 0: a flat stroke under the rest, wider than the rest is
+    tall, but a few pen widths long, where an underline is many."""
+    mask = draw_digit([("o", 0.0, 0.0, 1.0, 1.0)], brush=34).copy()
+    band = round(0.6 * mask.shape[0])
+    mask[band : band + 6] = False
+    image = compose([mask], [300], [100])
+    assert components(image) == 2
+    assert text_of(read(reader, image)) == "0"
+
+
+@pytest.mark.parametrize("brush", [BRUSH, 24])
+def test_digits_on_squared_paper_are_kept_where_their_strokes_join_the_grid(reader: Reader, brush: int) -> None:
+    """A grid's lines are removed, and so are the bits left where they cross; but a digit whose strokes
+    join the grid's long runs is no such bit, however much of it the runs cover. The paper's lines, edge to
+    edge, are little more than twice as long as these digits are tall."""
+    masks = [draw_digit(DIGITS[c], brush=brush) for c in "38"]
+    image = compose(masks, [60, 60 + masks[0].shape[1] + 45], [130, 130])
+    for offset in (0, 1):  # 2 px squared paper, 25 px apart
+        image[offset::25] = 0
+        image[:, offset::25] = 0
+    assert text_of(read(reader, image)) == "38"
+
+
 def test_ruled_lines_are_removed_and_crossing_strokes_kept(reader: Reader) -> None:
     masks, xs, ys = row("2103", y=120)
     image = compose(masks, xs, ys)

@@ -2,17 +2,18 @@
 
 Connected components (scipy.ndimage) are cleaned of specks relative to the stroke width; ruled lines,
 underlines and margins (straight thin lines much longer than a digit is tall) are removed, keeping the
-ink of digit strokes that cross them; large drawings are worked on at a coarser resolution; pieces of one
-digit are merged (strong horizontal overlap: the detached top of a 5, a broken loop; pieces side by side,
-like a 4 whose stem stops short of its bar, where the classifier reads them better as one); components
-are grouped into lines; straight flat strokes are never digits and separators ('-', '.') are recognised
-by shape and place; and components that may hold several touching digits are split where the classifier
-is most confident: candidate cuts leaning with the handwriting's slant at minima of the ink's profile,
-every candidate piece of the drawing classified in bounded batches, the best segmentation of each
-component found by dynamic programming. A piece is scored by the classifier's confidence, how usual its
-shape is for the digit read, and, where the reader has a VAE, how much like a digit it looks at all: the
-classifier alone, never shown two digits at once, reads a touching pair as one digit with high
-confidence. A connected stroke is only cut into pieces that each read as a confident, ordinary digit.
+ink of digit strokes that cross them, and so are shorter underlines below digits; large drawings are
+worked on at a coarser resolution; pieces of one digit are merged (strong horizontal overlap: the
+detached top of a 5, a broken loop; pieces side by side, like a 4 whose stem stops short of its bar, where
+the classifier reads them better as one); components are grouped into lines; straight flat strokes are
+never digits and separators ('-', '.') are recognised by shape and place; and components that may hold
+several touching digits are split where the classifier is most confident: candidate cuts leaning with
+the handwriting's slant at minima of the ink's profile, every candidate piece of the drawing classified in
+bounded batches, the best segmentation of each component found by dynamic programming. A piece is
+scored by the classifier's confidence, how usual its shape is for the digit read, and, where the reader
+has a VAE, how much like a digit it looks at all: the classifier alone, never shown two digits at once,
+reads a touching pair as one digit with high confidence. A connected stroke is only cut into pieces
+that each read as a confident, ordinary digit.
 
 Work is bounded whatever the drawing: at most `max_marks` marks, `max_cuts` cut positions per piece and
 `max_candidates` candidate pieces per drawing (the cut grid coarsens to fit), classified `batch` at a time.
@@ -61,8 +62,15 @@ class SegmentConfig:
     work_height: int = 96  # px: drawings with digits at least twice this tall are worked on shrunk to it
     # Ruled lines, underlines, margins
     rule_length: float = 2.5  # digit heights: a straight thin line at least this long is no digit's ink ...
+    edge_rule_length: float = 2.0  # digit heights: ... nor one this long that runs from edge to edge of the
+    # drawing (the lines of a sheet of paper run off it; a digit's long stroke, beside a few small marks, not)
     rule_thickness: float = 2.5  # stroke widths: ... where it is at most this thick (thicker: a crossing)
     rule_candidate: float = 8.0  # stroke widths: runs of ink at least this long are examined as lines
+    underline: float = 1.0  # digit heights: a shorter flat stroke at least this wide under digits ...
+    underline_strokes: float = 6.0  # stroke widths: ... and this wide (the bowl of a thick 0 or 6 cut off by
+    # a pen lift is flat too, but short) ...
+    underline_gap: float = 0.5  # digit heights: ... at most this far below them, level with none, is an
+    # underline (_drop_underlines)
     # Merging pieces of one digit
     merge_overlap: float = 0.5  # share of the narrower piece that two pieces overlap horizontally, ...
     merge_gap: float = 0.35  # digit heights: ... at most this far apart vertically ...
@@ -145,6 +153,7 @@ def segment(mask: np.ndarray, classify: Classify, config: SegmentConfig = Segmen
     if isinstance(marks, str):
         return Segmentation([], problem=marks)
     pieces, stroke, scale = marks
+    pieces = _drop_underlines(pieces, stroke, config)
     if not pieces:
         return Segmentation([], scale)
     pieces = _merge(pieces, stroke, config)
@@ -266,9 +275,9 @@ def _run_lengths(mask: np.ndarray) -> np.ndarray:
 
 def _rules(mask: np.ndarray, stroke: float, config: SegmentConfig) -> np.ndarray:
     """Pixels of ruled lines, underlines, margins and grids: straight lines, horizontal or vertical, much
-    longer than the other marks are tall; only beside other marks (a lone line is read as what it is).
-    Lines broken by a faint scan are bridged over small gaps, and a line a pixel off horizontal still
-    counts. Only pixels as thin as the line itself go: where a digit's stroke crosses or touches it, the
+    longer than the other marks are tall (a little less where they run edge to edge); only beside other
+    marks (a lone line is read as what it is). Lines broken by a faint scan are bridged over small gaps, and
+    a line a pixel off horizontal still counts. Only pixels as thin as the line itself go: where a digit's stroke crosses or touches it, the
     ink is thicker across the line and stays."""
     gap = max(int(round(stroke)), 3)
     long_runs, thin, across_of = {}, {}, {}
@@ -286,22 +295,27 @@ def _rules(mask: np.ndarray, stroke: float, config: SegmentConfig) -> np.ndarray
     rules = np.zeros_like(mask)
     if height == 0:
         return rules
-    spans = {}  # each direction's accepted lines, whole (crossings included)
+    spans, widest = {}, 1.0  # each direction's accepted lines, whole (crossings included); their thickest
     for transposed, runs in long_runs.items():
         labels, _ = ndimage.label(runs, structure=EIGHT)
         found, whole = np.zeros_like(runs), np.zeros_like(runs)
         for i, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-            if cols.stop - cols.start < config.rule_length * height:
+            edge_to_edge = cols.start <= 1 and cols.stop >= runs.shape[1] - 1
+            if cols.stop - cols.start < (config.edge_rule_length if edge_to_edge else config.rule_length) * height:
                 continue
             component = labels[rows, cols] == i
             whole[rows, cols] |= component
             line = component & thin[transposed][rows, cols]
             width = np.median(line.sum(0)[line.any(0)])  # the line's own thickness, along its length
+            widest = max(widest, float(width))
             found[rows, cols] |= line & (across_of[transposed][rows, cols] <= max(2 * width, width + 2))
         rules |= found.T if transposed else found
         spans[transposed] = whole.T if transposed else whole
-    # What is left of the lines (where those of a grid cross) lies wholly on them: a digit never does.
-    on_lines = spans[False] | spans[True]
+    # What is left of the lines (where those of a grid cross) lies wholly on them, within a line's thickness
+    # of their thin pixels: a digit never does, even where its strokes join a grid's long runs.
+    near = 2 * math.ceil(widest) + 3
+    beside = ndimage.maximum_filter1d(ndimage.maximum_filter1d(rules.view(np.uint8), near, axis=0), near, axis=1)
+    on_lines = (spans[False] | spans[True]) & beside.view(bool)
     left, count = ndimage.label(mask & ~rules, structure=EIGHT)
     inside = np.bincount(left[on_lines], minlength=count + 1) == np.bincount(left.ravel(), minlength=count + 1)
     inside[0] = False
@@ -336,6 +350,34 @@ def _mark_scribbles(pieces: list[Piece], stroke: float, config: SegmentConfig) -
 def _is_flat(piece: Piece, stroke: float, config: SegmentConfig) -> bool:
     """A straight, flat stroke of the pen: a dash or a line, never a digit."""
     return piece.height <= config.flat * stroke and piece.width >= config.dash_aspect * piece.height
+
+
+def _drop_underlines(pieces: list[Piece], stroke: float, config: SegmentConfig) -> list[Piece]:
+    """Pieces less the underlines too short to be found as rules: flat strokes at least `underline` digit
+    heights and `underline_strokes` stroke widths wide that run under digits from the first one's left to
+    the last one's right (each digit over at least half its width, its foot at most `underline_gap` digit
+    heights above the stroke's middle) and are level with none (a dash has digits beside it, a 7's crossbar
+    the 7 around it; the foot of a 2 broken off by a pen lift lies within the 2's width). Left in, an
+    underline is merged into the digit above it (a 7 and its underline read as a 1) or read as a dash."""
+    height = _digit_height(pieces, stroke, config)
+    digits = [p for p in pieces if not _is_flat(p, stroke, config)]
+
+    def is_underline(line: Piece) -> bool:
+        shortest = max(config.underline * height, config.underline_strokes * stroke)
+        if not _is_flat(line, stroke, config) or line.width < shortest:
+            return False
+        middle = (line.box[1] + line.box[3]) / 2
+        above = []
+        for d in digits:
+            overlap = min(d.box[2], line.box[2]) - max(d.box[0], line.box[0])
+            if d.box[1] <= middle <= d.box[3] and overlap > -config.underline_gap * height:
+                return False  # level with a digit
+            if overlap >= 0.5 * d.width and 0 <= middle - d.box[3] <= config.underline_gap * height:
+                above.append(d)
+        return bool(above) and (line.box[0] <= min(d.box[0] for d in above) + 2 * stroke
+                                and line.box[2] >= max(d.box[2] for d in above) - 2 * stroke)
+
+    return [p for p in pieces if not is_underline(p)]
 
 
 def _digit_height(pieces: Sequence[Piece], stroke: float, config: SegmentConfig) -> float:
