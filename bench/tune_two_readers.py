@@ -38,7 +38,7 @@ from digit_studio.reading.two_readers import LINE, TwoReaderRule
 # The classifier's weight when a placed digit is read by both models, and its weight on pieces cut out of
 # touching ink (in those digits and in the rule). An earlier grid of fuse weights 0, 0.25, 0.5 and 1 (the
 # touching weight 1) chose 1.
-FUSE_WEIGHTS = ((1.0, 1.0), (1.0, 0.5), (1.0, 0.0))
+FUSE_WEIGHTS = ((1.0, 1.0), (1.0, 0.5), (1.0, 0.0), (0.5, 0.0), (0.25, 0.0))
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5)
 MARGINS = tuple(float(m) for m in np.arange(-2.0, 8.01, 0.5))
 LONE_MARGINS = (*MARGINS[::2], 10.0, 15.0, 20.0, 100.0)  # 100: never
