@@ -69,8 +69,8 @@ class SegmentConfig:
     underline: float = 1.0  # digit heights: a shorter flat stroke at least this wide under digits ...
     underline_strokes: float = 6.0  # stroke widths: ... and this wide (the bowl of a thick 0 or 6 cut off by
     # a pen lift is flat too, but short) ...
-    underline_gap: float = 0.5  # digit heights: ... at most this far below them, level with none, is an
-    # underline (_drop_underlines)
+    underline_gap: float = 0.5  # digit heights: ... at most this far below them, and level with no digit
+    # this near, is an underline (_drop_underlines)
     # Merging pieces of one digit
     merge_overlap: float = 0.5  # share of the narrower piece that two pieces overlap horizontally, ...
     merge_gap: float = 0.35  # digit heights: ... at most this far apart vertically ...
@@ -313,7 +313,7 @@ def _rules(mask: np.ndarray, stroke: float, config: SegmentConfig) -> np.ndarray
         spans[transposed] = whole.T if transposed else whole
     # What is left of the lines (where those of a grid cross) lies wholly on them, within a line's thickness
     # of their thin pixels: a digit never does, even where its strokes join a grid's long runs.
-    near = 2 * math.ceil(widest) + 3
+    near = 2 * math.ceil(widest) + 3  # a window reaching a line's thickness and a pixel beyond either side
     beside = ndimage.maximum_filter1d(ndimage.maximum_filter1d(rules.view(np.uint8), near, axis=0), near, axis=1)
     on_lines = (spans[False] | spans[True]) & beside.view(bool)
     left, count = ndimage.label(mask & ~rules, structure=EIGHT)
