@@ -277,8 +277,8 @@ def _rules(mask: np.ndarray, stroke: float, config: SegmentConfig) -> np.ndarray
     """Pixels of ruled lines, underlines, margins and grids: straight lines, horizontal or vertical, much
     longer than the other marks are tall (a little less where they run edge to edge); only beside other
     marks (a lone line is read as what it is). Lines broken by a faint scan are bridged over small gaps, and
-    a line a pixel off horizontal still counts. Only pixels as thin as the line itself go: where a digit's stroke crosses or touches it, the
-    ink is thicker across the line and stays."""
+    a line a pixel off horizontal still counts. Only pixels as thin as the line itself go: where a digit's
+    stroke crosses or touches it, the ink is thicker across the line and stays."""
     gap = max(int(round(stroke)), 3)
     long_runs, thin, across_of = {}, {}, {}
     for transposed in (False, True):
@@ -361,9 +361,9 @@ def _drop_underlines(pieces: list[Piece], stroke: float, config: SegmentConfig) 
     underline is merged into the digit above it (a 7 and its underline read as a 1) or read as a dash."""
     height = _digit_height(pieces, stroke, config)
     digits = [p for p in pieces if not _is_flat(p, stroke, config)]
+    shortest = max(config.underline * height, config.underline_strokes * stroke)
 
     def is_underline(line: Piece) -> bool:
-        shortest = max(config.underline * height, config.underline_strokes * stroke)
         if not _is_flat(line, stroke, config) or line.width < shortest:
             return False
         middle = (line.box[1] + line.box[3]) / 2

@@ -184,7 +184,7 @@ def _decide(cuts: LineDecision, image: LineImage, origin: int, log_probs: torch.
     if recut is None:  # the line model's symbols could not all be given ink: the cuts stand
         return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf, math.inf)
     classify_pieces([p for p in recut if p.kind == "digit" and p.probs is None], classify, rule.batch)
-    heard = [rule.touching_weight if t else 1.0 for t in touching(recut)]  # the classifier's say on each piece
+    heard = _heard(recut, rule)
     labels, confidences = zip(*(_fused(a, p, log_probs, rule.fuse_weight * w)
                                 for a, p, w in zip(aligned, recut, heard)))
     placed = "".join(labels)
@@ -197,14 +197,18 @@ def _decide(cuts: LineDecision, image: LineImage, origin: int, log_probs: torch.
         return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf, math.inf)
     line_odds = _line_log_prob(log_probs, placed) - _line_log_prob(log_probs, cuts_text)
     classifier_odds = classifier_log_prob(cuts.pieces, cuts.labels) - classifier_log_prob(recut, labels)
-    cuts_heard = [rule.touching_weight if t else 1.0 for t in touching(cuts.pieces)]
-    weighed_odds = (classifier_log_prob(cuts.pieces, cuts.labels, cuts_heard)
+    weighed_odds = (classifier_log_prob(cuts.pieces, cuts.labels, _heard(cuts.pieces, rule))
                     - classifier_log_prob(recut, labels, heard))
     if not rule.line_wins(line_odds, classifier_odds, weighed_odds, len(cuts_text), len(placed)):
         return _cuts_stand(cuts, reading, line_odds, classifier_odds, weighed_odds)
     decided = replace(reading, decided=LINE, line_odds=line_odds, classifier_odds=classifier_odds,
                       weighed_odds=weighed_odds)
     return LineDecision(recut, list(labels), list(confidences), [a.frames for a in aligned], decided)
+
+
+def _heard(pieces: Sequence[Piece], rule: TwoReaderRule) -> list[float]:
+    """The classifier's say on each piece: touching_weight where its ink touches a neighbour's, else 1."""
+    return [rule.touching_weight if t else 1.0 for t in touching(pieces)]
 
 
 def _fused(symbol: AlignedSymbol, piece: Piece, log_probs: torch.Tensor, weight: float) -> tuple[str, float]:
