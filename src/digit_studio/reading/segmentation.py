@@ -311,6 +311,8 @@ def _rules(mask: np.ndarray, stroke: float, config: SegmentConfig) -> np.ndarray
             found[rows, cols] |= line & (across_of[transposed][rows, cols] <= max(2 * width, width + 2))
         rules |= found.T if transposed else found
         spans[transposed] = whole.T if transposed else whole
+    if not rules.any():  # no line: nothing lies beside one either
+        return rules
     # What is left of the lines (where those of a grid cross) lies wholly on them, within a line's thickness
     # of their thin pixels: a digit never does, even where its strokes join a grid's long runs.
     near = 2 * math.ceil(widest) + 3  # a window reaching a line's thickness and a pixel beyond either side
