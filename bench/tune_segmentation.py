@@ -1,16 +1,21 @@
 """Choose segmentation's splitting settings on training data only, by coordinate descent.
 
-    flock /tmp/digit_cpu.lock python bench/tune_segmentation.py [--per-category 120] [--real 800]
+    flock /tmp/digit_cpu.lock python bench/tune_segmentation.py [--per-category 120] [--real 800] [--boxed 0]
+                                                                [--line-reader PATH] [--only SETTING ...]
 
 The tuning set: drawings of MNIST **training** digits in every category of bench/multidigit.py, and single
 digits of the trainable real handwriting (optdigits-orig.tra), pasted as bench/real_handwriting.py pastes
-a digit, both as written and stretched to fill a 16-px box (as forms and some scanners normalise digits).
-The objective is the mean over those sets of the exact rate (and, for the real digits, of the share read
-as one symbol too), the five original categories counting twice: their bar is "no worse than before". Starting from the committed SegmentConfig, each
-setting in SEARCH is tried at each of its values in turn, others fixed, and kept at its best; passes repeat
-until none improves. Classifications are cached by mask, so each reading after the first costs only the
-segmentation's own work. Prints the settings chosen and writes results/bench/tune_segmentation.json; the
-committed defaults are what it chose.
+a digit, both as written and stretched to fill a 16-px box (as forms and some scanners normalise digits);
+with `--boxed`, also single MNIST training digits stretched so, half of them in the styles people write.
+The objective is the mean over those sets of the exact rate (and, for the single digits, of the share read
+as one symbol too), the five original categories counting twice: their bar is "no worse than before".
+Starting from the committed SegmentConfig, each setting in SEARCH (or `--only` those named) is tried at each
+of its values in turn, others fixed, and kept at its best; passes repeat until none improves. The cuts alone
+read, unless `--line-reader` gives the line model to read with them as the studio does. Classifications are
+cached by mask, so each reading after the first costs only the segmentation's own work (and the line
+model's). Prints the settings chosen and writes results/bench/tune_segmentation.json. The committed defaults
+are what it chose with the cuts alone, but lone_split_cost, chosen again with both readers and stretched
+digits (results/bench/tune_segmentation_lone.json, README).
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
 from digit_studio.reading.segmentation import SegmentConfig
 from digit_studio.training.data import load_mnist, load_splits
 from digit_studio.training.realdigits import TRAIN_FILE, load_realdigits
+from digit_studio.training.styles import styled_copies
 from digit_studio.training.synth import draw_number, pick_digits, scan
 
 SEARCH: dict[str, tuple[float, ...]] = {
-    "lone_split_cost": (0.55, 0.8, 1.0, 1.2, 1.5),
+    "lone_split_cost": (0.55, 0.8, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0),
     "lone_wide": (1.0, 1.2, 1.3, math.inf),
     "split_cost": (0.4, 0.55, 0.7, 0.9),
     "piece_height": (0.0, 0.7, 0.85),
@@ -54,10 +60,11 @@ KEPT = ("separated", "touching", "broken", "slanted", "two_lines")  # count twic
 
 
 class CachedReader(Reader):
-    """The real reader; each distinct mask is classified once (crops are not kept: only the text counts)."""
+    """The real reader (with its line model, if it has one); each distinct mask is classified once (crops are
+    not kept: only the text counts)."""
 
     def __init__(self, reader: Reader) -> None:
-        super().__init__(reader.model, reader.vae)
+        super().__init__(reader.model, reader.vae, line_model=reader.line_model, rule=reader.rule)
         self.cache: dict[bytes, tuple[torch.Tensor, float | None]] = {}
 
     def classify(self, masks):
@@ -79,11 +86,12 @@ def boxed(bitmap: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(ink).resize((BOX, BOX), Image.BOX)) > 127
 
 
-def tuning_set(per_category: int, real: int, seed: int,
-               held_out: bool = False) -> dict[str, list[tuple[np.ndarray, str]]]:
-    """Drawings of MNIST training digits in every benchmark category, and `real` digits of the trainable real
-    handwriting as written and stretched. With `held_out`, only digits no shipped model was trained on: the
-    MNIST training digits and the real file's digits that the classifier's and the line reader's configs keep
+def tuning_set(per_category: int, real: int, seed: int, held_out: bool = False,
+               boxed_mnist: int = 0) -> dict[str, list[tuple[np.ndarray, str]]]:
+    """Drawings of MNIST training digits in every benchmark category, `real` digits of the trainable real
+    handwriting as written and stretched, and `boxed_mnist` MNIST training digits stretched (half of them
+    drawn in the styles people write). With `held_out`, only digits no shipped model was trained on: the MNIST
+    training digits and the real file's digits that the classifier's and the line reader's configs keep
     back for validation (DataConfig and RealDataConfig as shipped: 5,000 and 384), so that the readers are
     as sure of them as of digits they never saw."""
     data = DataConfig(download=False)
@@ -100,6 +108,13 @@ def tuning_set(per_category: int, real: int, seed: int,
     pick = start + rng.permutation(len(digits) - start)[:real]
     sets["real"] = [(scanned(digits.bitmaps[i]), str(digits.labels[i])) for i in pick]
     sets["real_boxed"] = [(scanned(boxed(digits.bitmaps[i])), str(digits.labels[i])) for i in pick]
+    if boxed_mnist:  # a stretched digit is as wide as it is tall: the cuts are most tempted to split it
+        plain = rng.permutation(len(train))[: boxed_mnist - boxed_mnist // 2]
+        styled, labels = styled_copies(train.images, train.labels, boxed_mnist // 2,
+                                       torch.Generator().manual_seed(seed))
+        images = torch.cat([train.images[plain], styled]).numpy()
+        sets["mnist_boxed"] = [(scanned(boxed(image > 127)), str(int(label)))
+                               for image, label in zip(images, torch.cat([train.labels[plain], labels]))]
     return sets
 
 
@@ -109,7 +124,7 @@ def evaluate(reader: CachedReader, sets: dict, config: SegmentConfig) -> dict[st
     for name, items in sets.items():
         readings = [(reader.read(image), text) for image, text in items]
         rates[name] = float(np.mean([r.text == text for r, text in readings]))
-        if name.startswith("real"):
+        if name not in CATEGORIES:  # single digits
             rates[f"{name}_one_symbol"] = float(np.mean([len(r.symbols) == 1 for r, _ in readings]))
     weights = {name: 2.0 if name in KEPT else 1.0 for name in rates}
     rates["objective"] = sum(weights[k] * v for k, v in rates.items()) / sum(weights.values())
@@ -123,20 +138,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     parser.add_argument("--vae", default=DEFAULT_VAE)
+    parser.add_argument("--boxed", type=int, default=0, help="MNIST training digits stretched (half styled)")
+    parser.add_argument("--line-reader", default=None,
+                        help="read with the line model too (default: the cuts alone, as the committed run)")
+    parser.add_argument("--only", nargs="+", choices=SEARCH, default=list(SEARCH), help="settings to search")
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--out", default="results/bench/tune_segmentation.json")
     args = parser.parse_args()
     started = time.perf_counter()
-    reader = CachedReader(Reader.from_checkpoint(args.classifier, args.vae))
-    sets = tuning_set(args.per_category, args.real, args.seed)
+    reader = CachedReader(Reader.from_checkpoint(args.classifier, args.vae, line_reader=args.line_reader))
+    sets = tuning_set(args.per_category, args.real, args.seed, boxed_mnist=args.boxed)
     config = SegmentConfig()
     best = evaluate(reader, sets, config)
     print(f"committed settings: {best}")
     trail = [{"config": "committed", **best}]
     for _ in range(args.passes):
         improved = False
-        for name, values in SEARCH.items():
-            for value in tqdm(values, desc=name, leave=False):
+        for name in args.only:
+            for value in tqdm(SEARCH[name], desc=name, leave=False):
                 if value == getattr(config, name):
                     continue
                 rates = evaluate(reader, sets, replace(config, **{name: value}))

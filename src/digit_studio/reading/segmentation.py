@@ -49,7 +49,8 @@ class SegmentConfig:
     px of the working image; shares are of the quantity named; confidences are probabilities; scores are
     log-probabilities; atypicality is the VAE's negative ELBO in nats (MNIST test digits: median 87, 95th
     percentile 122). The splitting settings were chosen on drawings of MNIST training digits and on the
-    trainable real handwriting (bench/tune_segmentation.py), never on a measuring set."""
+    trainable real handwriting (bench/tune_segmentation.py), never on a measuring set; lone_split_cost with
+    the line model reading too and with stretched training digits (results/bench/tune_segmentation_lone.json)."""
 
     # Marks and the bounds on work
     speck: float = 0.25  # squared stroke widths: smaller components are noise (a dab of the brush is ~0.8)
@@ -105,7 +106,7 @@ class SegmentConfig:
     max_piece: float = 1.2  # digit heights: no piece of a split is wider
     min_piece: float = 0.7  # stroke widths: no piece of a split is narrower
     split_cost: float = 0.7  # score charged per extra digit: a split must be clearly more confident
-    lone_split_cost: float = 1.2  # the same for a piece alone in its line (and for two pieces that joined
+    lone_split_cost: float = 1.5  # the same for a piece alone in its line (and for two pieces that joined
     # would be): with no digit beside it to compare its width with, a wide piece is more often one digit,
     lone_wide: float = 1.2  # digit heights: ... unless it is at least this wide
     stroke_cost: float = 0.0  # score charged per stroke a cut goes through beyond the first
