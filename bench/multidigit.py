@@ -103,7 +103,7 @@ def perfectly_segmented(drawing: Drawing, reader: Reader) -> str:
     """The text read if every symbol were segmented perfectly: each digit's own ink classified as the
     reader classifies a piece, separators as they are."""
     chars = drawing.text.replace("\n", "")
-    _, probs, _ = reader.classify([m for m, c in zip(drawing.masks, chars) if c.isdigit()])
+    _, probs, _ = reader.read_pieces([m for m, c in zip(drawing.masks, chars) if c.isdigit()])
     digits = iter(str(int(i)) for i in probs.argmax(1))
     return "".join(next(digits) if c.isdigit() else c for c in chars)
 

@@ -60,7 +60,7 @@ def measure(name: str, reader: Reader, data: DataConfig) -> tuple[dict, list[tup
         reading = reader.read(image)
         times.append(1000 * (time.perf_counter() - start))
         ink = ink_map(image).mask
-        _, probs, _ = reader.classify([ink[np.ix_(ink.any(1), ink.any(0))]])
+        _, probs, _ = reader.read_pieces([ink[np.ix_(ink.any(1), ink.any(0))]])
         whole += int(probs[0].argmax()) == label
         read = reading.text or f"({reading.message})"
         one += len(reading.symbols) == 1

@@ -64,7 +64,8 @@ class CachedReader(Reader):
     not kept: only the text counts)."""
 
     def __init__(self, reader: Reader) -> None:
-        super().__init__(reader.model, reader.vae, line_model=reader.line_model, rule=reader.rule)
+        super().__init__(reader.model, reader.vae, line_model=reader.line_model, rule=reader.rule,
+                         narrow_view=reader.narrow_view)
         self.cache: dict[bytes, tuple[torch.Tensor, float | None]] = {}
 
     def classify(self, masks):

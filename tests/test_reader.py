@@ -18,10 +18,11 @@ from digit_studio.reading.crops import (
     dilate,
     erode,
     mnist_crops,
+    squeezed,
     stroke_width,
 )
 from digit_studio.reading.inputs import InputError
-from digit_studio.reading.reader import EMPTY, UNCERTAIN_BELOW, Reader, Reading
+from digit_studio.reading.reader import EMPTY, NARROW_VIEW, UNCERTAIN_BELOW, Reader, Reading
 from digit_studio.training.data import Split
 from digit_studio.training.synth import Style, draw_number, pick_digits, render_digit
 
@@ -150,6 +151,24 @@ def test_crops_look_like_mnist_whatever_the_brush(mnist_test: Split, brush: floa
     assert 0.7 < float(ratio.median()) < 1.4
     similarity = F.cosine_similarity(crops.flatten(1), originals.flatten(1))
     assert float(similarity.median()) > 0.75
+
+
+def test_a_chosen_wide_piece_is_also_read_squeezed(reader: Reader, mnist_test: Split) -> None:
+    """The pieces the reader chose are read as `classify` reads them and, where a piece is wider than
+    NARROW_VIEW of its height, also squeezed to that width, the two probabilities averaged; a narrower piece is
+    read once, and the crop returned is always the piece's own."""
+    narrow = render_digit(mnist_test.images[2].numpy(), 150.0, 12.0)  # a 1, 53 px wide
+    wide = np.repeat(render_digit(mnist_test.images[0].numpy(), 150.0, 12.0), 2, axis=1)  # a 7, twice as wide
+    thin = squeezed(wide, NARROW_VIEW)
+    assert thin.shape == (wide.shape[0], round(NARROW_VIEW * wide.shape[0])) and thin.any()
+    crops, plain, _ = reader.classify([narrow, wide])
+    returned, probs, _ = reader.read_pieces([narrow, wide])
+    with torch.inference_mode():
+        second = reader.model(mnist_crops([thin])).softmax(1)[0]
+    assert torch.equal(returned, crops)
+    assert torch.allclose(probs[0], plain[0], atol=1e-6)
+    assert torch.allclose(probs[1], (plain[1] + second) / 2, atol=1e-6)
+    assert not torch.allclose(probs[1], plain[1], atol=1e-3)
 
 
 @pytest.mark.parametrize("seed", [8, 12, 20, 37])

@@ -173,6 +173,20 @@ def test_a_digit_stretched_to_a_square_is_not_cut_in_two(reader: Reader, mnist_t
     assert text_of(read(reader, image)) == str(int(mnist_test.labels[index]))
 
 
+# Stretched MNIST test digits that the reader misread as a whole ("3", "6", "8", "7") until the pieces it
+# chose were also read squeezed (Reader.narrow_view), found by scanning the test set.
+NARROW_LOOK = [31, 94, 214, 345]
+
+
+@pytest.mark.parametrize("index", NARROW_LOOK)
+def test_a_digit_as_wide_as_tall_is_read_narrow_too(reader: Reader, mnist_test: Split, index: int) -> None:
+    image = stretched(mnist_test.images[index].numpy())
+    label = str(int(mnist_test.labels[index]))
+    assert reader.read(image).text == label
+    as_it_is = Reader(reader.model, reader.vae, line_model=reader.line_model, narrow_view=0.0)
+    assert as_it_is.read(image).text != label
+
+
 def test_symbols_in_reading_order_on_an_uneven_baseline(reader: Reader) -> None:
     masks, xs, _ = row("2103")
     found = read(reader, compose(masks, xs, [150, 60, 200, 100]))

@@ -130,3 +130,11 @@ def mnist_crops(masks: Sequence[np.ndarray]) -> torch.Tensor:
         shape = image[int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
         crops[i, 0] = _centre(_fit(shape[None, None], BOX)[0, 0].clamp(0, 1))
     return crops
+
+
+def squeezed(mask: np.ndarray, aspect: float) -> np.ndarray:
+    """A binary mask squeezed to `aspect` times as wide as it is tall (area-averaged, binarised at half)."""
+    h = mask.shape[0]
+    narrow = F.interpolate(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None],
+                           size=(h, max(1, round(aspect * h))), mode="area")
+    return (narrow[0, 0] > 0.5).numpy()

@@ -34,7 +34,7 @@ from digit_studio.generation import atypicality
 from digit_studio.models.classifier import load_classifier
 from digit_studio.models.line_reader import LineReader, load_line_reader
 from digit_studio.models.vae import ConvVAE, load_vae
-from digit_studio.reading.crops import mnist_crops
+from digit_studio.reading.crops import mnist_crops, squeezed
 from digit_studio.reading.inputs import InkMap, ink_map
 from digit_studio.reading.segmentation import SEPARATORS, SegmentConfig, segment
 from digit_studio.reading.two_readers import CUTS, LineDecision, LineReading, TwoReaderRule, decide_lines
@@ -46,6 +46,10 @@ UNCERTAIN_BELOW = 0.7  # a digit read with less confidence than this is flagged
 # A digit whose atypicality (VAE negative ELBO, nats) exceeds this looks like no digit the VAE knows: the
 # 95th percentile of MNIST test digits' scores (bench/vae_quality.py).
 NOT_A_DIGIT_ABOVE = 122.0
+# A piece wider than this share of its height is also read squeezed to it, and the two readings averaged:
+# MNIST's digits are narrow, while people (and forms that scale digits to a box) write them as wide as tall,
+# and a wide 1, 7 or 9 looks like no MNIST digit. Chosen on held-back MNIST training digits (README).
+NARROW_VIEW = 0.5
 MAX_SYMBOLS = 40  # more symbols than this is scribbling, not a number
 EMPTY = "Draw a number"
 REDRAW = "draw the number larger, with fewer strokes"
@@ -55,7 +59,7 @@ REDRAW = "draw the number larger, with fewer strokes"
 class Symbol:
     label: str  # "0".."9", or a separator: "-" or "."
     confidence: float  # the deciding reader's probability for the label (the classifier's where the cuts
-    # decided, the line model's where it did); 1 for a separator read by shape
+    # decided, with the narrow look on a wide piece; the line model's where it did); 1 for a separator read by shape
     top3: tuple[tuple[str, float], ...]  # the three likeliest digits with their probabilities
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the input's pixels (end exclusive)
     crop: np.ndarray  # (28, 28) float32 in [0, 1], ink light on dark: what the classifier saw
@@ -103,7 +107,7 @@ class Reading:
 class Reader:
     def __init__(self, model: nn.Module, vae: ConvVAE | None = None, segment_config: SegmentConfig = SegmentConfig(),
                  not_a_digit_above: float = NOT_A_DIGIT_ABOVE, line_model: LineReader | None = None,
-                 rule: TwoReaderRule = TwoReaderRule()) -> None:
+                 rule: TwoReaderRule = TwoReaderRule(), narrow_view: float = NARROW_VIEW) -> None:
         self.model = model.eval()
         self.line_model = line_model.eval() if line_model is not None else None
         self.rule = rule
@@ -111,6 +115,7 @@ class Reader:
         self.device = next(model.parameters()).device
         self.segment_config = segment_config
         self.not_a_digit_above = not_a_digit_above
+        self.narrow_view = narrow_view  # 0: every piece read as it is
 
     @classmethod
     def from_checkpoint(cls, path: str | Path = DEFAULT_CLASSIFIER, vae: str | Path | None = DEFAULT_VAE,
@@ -139,8 +144,14 @@ class Reader:
             return Reading("", (), EMPTY)
         if all(p.kind == "scribble" for line in found.lines for p in line):
             return Reading("", (), f"Too messy to read (a scribble, not a number): {REDRAW}")
-        decisions = (decide_lines(found.lines, self.classify, self.line_model, self.rule) if self.line_model is not None
-                     else [LineDecision.of_cuts(line) for line in found.lines])
+        digits = [p for line in found.lines for p in line if p.kind == "digit"]
+        if digits:  # the pieces the cuts chose get the narrow look their candidates were scored without
+            probs = torch.stack([p.probs for p in digits])
+            self._look_narrow([p.mask for p in digits], probs)
+            for piece, p in zip(digits, probs):
+                piece.probs = p
+        decisions = (decide_lines(found.lines, self.read_pieces, self.line_model, self.rule)
+                     if self.line_model is not None else [LineDecision.of_cuts(line) for line in found.lines])
         symbols = tuple(self._symbol(d, i, ink, found.scale, line) for line, d in enumerate(decisions)
                         for i in range(len(d.pieces)))
         text = "\n".join("".join(s.label for s in symbols if s.line == k) for k in range(len(found.lines)))
@@ -149,12 +160,28 @@ class Reader:
     @torch.inference_mode()
     def classify(self, masks: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Binary symbol masks → MNIST-style crops (N, 1, 28, 28), class probabilities (N, 10) and, with a
-        VAE, atypicality (N,), in one batch."""
+        VAE, atypicality (N,), in one batch: how candidate cuts are scored."""
         crops = mnist_crops(masks)
         probs = self.model(crops.to(self.device)).float().softmax(1).cpu()
         unlike = atypicality(self.vae, crops).cpu() if self.vae is not None and len(crops) else None
         return crops, probs, unlike
 
+    def read_pieces(self, masks: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`classify`, as the reader reads the pieces it chose (the cuts' and the line model's): a piece wider
+        than `narrow_view` of its height is also read squeezed to that width, and the two probabilities averaged.
+        Candidate cuts are scored on `classify` alone, on which the segmentation's settings were chosen."""
+        crops, probs, unlike = self.classify(masks)
+        self._look_narrow(list(masks), probs)
+        return crops, probs, unlike
+
+    @torch.inference_mode()
+    def _look_narrow(self, masks: list[np.ndarray], probs: torch.Tensor) -> None:
+        """Average, in place, each wide mask's probabilities with those of its squeezed copy (a second crop,
+        read but never shown)."""
+        wide = [i for i, m in enumerate(masks) if self.narrow_view and m.shape[1] > self.narrow_view * m.shape[0]]
+        if wide:
+            crops = mnist_crops([squeezed(masks[i], self.narrow_view) for i in wide])
+            probs[wide] = (probs[wide] + self.model(crops.to(self.device)).float().softmax(1).cpu()) / 2
 
     def _symbol(self, decision: LineDecision, i: int, ink: InkMap, scale: int, line: int) -> Symbol:
         piece, label, frames = decision.pieces[i], decision.labels[i], decision.frames[i]
