@@ -65,7 +65,7 @@ class CachedReader(Reader):
 
     def __init__(self, reader: Reader) -> None:
         super().__init__(reader.model, reader.vae, line_model=reader.line_model, rule=reader.rule,
-                         narrow_view=reader.narrow_view)
+                         narrow=reader.narrow)
         self.cache: dict[bytes, tuple[torch.Tensor, float | None]] = {}
 
     def classify(self, masks):

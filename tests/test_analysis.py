@@ -58,7 +58,10 @@ def test_json_is_complete_and_serialisable(six) -> None:
     digit = data["digits"][0]
     assert np.array(digit["explanation"]["map"]).shape == (28, 28)
     assert np.array(digit["variations"]).shape == (4, 28, 28)
-    assert digit["top3"][0] == {"label": digit["label"], "probability": digit["confidence"]}
+    assert digit["top3"][0]["label"] == digit["label"] and digit["reader"] in {"cuts", "both", "line"}
+    for d in data["digits"]:  # the classifier's top 3; its first is the symbol's confidence unless the line decided
+        assert [t["probability"] for t in d["top3"]] == sorted((t["probability"] for t in d["top3"]), reverse=True)
+        assert d["reader"] == "line" or d["top3"][0] == {"label": d["label"], "probability": d["confidence"]}
     assert "map" not in json.loads(json.dumps(six.to_dict(arrays=False)))["digits"][0]["explanation"]
 
 

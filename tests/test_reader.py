@@ -22,7 +22,7 @@ from digit_studio.reading.crops import (
     stroke_width,
 )
 from digit_studio.reading.inputs import InputError
-from digit_studio.reading.reader import EMPTY, NARROW_VIEW, UNCERTAIN_BELOW, Reader, Reading
+from digit_studio.reading.reader import EMPTY, UNCERTAIN_BELOW, NarrowLook, Reader, Reading
 from digit_studio.training.data import Split
 from digit_studio.training.synth import Style, draw_number, pick_digits, render_digit
 
@@ -154,13 +154,16 @@ def test_crops_look_like_mnist_whatever_the_brush(mnist_test: Split, brush: floa
 
 
 def test_a_chosen_wide_piece_is_also_read_squeezed(reader: Reader, mnist_test: Split) -> None:
-    """The pieces the reader chose are read as `classify` reads them and, where a piece is wider than
-    NARROW_VIEW of its height, also squeezed to that width, the two probabilities averaged; a narrower piece is
+    """The pieces the reader chose are read as `classify` reads them and, where a piece is about as wide as tall
+    (NarrowLook.above), also squeezed (to NarrowLook.to), the two probabilities averaged; a narrower piece is
     read once, and the crop returned is always the piece's own."""
+    look = NarrowLook()
+    assert reader.narrow == look
     narrow = render_digit(mnist_test.images[2].numpy(), 150.0, 12.0)  # a 1, 53 px wide
     wide = np.repeat(render_digit(mnist_test.images[0].numpy(), 150.0, 12.0), 2, axis=1)  # a 7, twice as wide
-    thin = squeezed(wide, NARROW_VIEW)
-    assert thin.shape == (wide.shape[0], round(NARROW_VIEW * wide.shape[0])) and thin.any()
+    assert narrow.shape[1] < look.above * narrow.shape[0] and wide.shape[1] >= look.above * wide.shape[0]
+    thin = squeezed(wide, look.to)
+    assert thin.shape == (wide.shape[0], round(look.to * wide.shape[0])) and thin.any()
     crops, plain, _ = reader.classify([narrow, wide])
     returned, probs, _ = reader.read_pieces([narrow, wide])
     with torch.inference_mode():

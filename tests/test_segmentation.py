@@ -174,7 +174,7 @@ def test_a_digit_stretched_to_a_square_is_not_cut_in_two(reader: Reader, mnist_t
 
 
 # Stretched MNIST test digits that the reader misread as a whole ("3", "6", "8", "7") until the pieces it
-# chose were also read squeezed (Reader.narrow_view), found by scanning the test set.
+# chose were also read squeezed (reader.NarrowLook), found by scanning the test set.
 NARROW_LOOK = [31, 94, 214, 345]
 
 
@@ -183,7 +183,7 @@ def test_a_digit_as_wide_as_tall_is_read_narrow_too(reader: Reader, mnist_test: 
     image = stretched(mnist_test.images[index].numpy())
     label = str(int(mnist_test.labels[index]))
     assert reader.read(image).text == label
-    as_it_is = Reader(reader.model, reader.vae, line_model=reader.line_model, narrow_view=0.0)
+    as_it_is = Reader(reader.model, reader.vae, line_model=reader.line_model, narrow=None)
     assert as_it_is.read(image).text != label
 
 

@@ -46,13 +46,19 @@ UNCERTAIN_BELOW = 0.7  # a digit read with less confidence than this is flagged
 # A digit whose atypicality (VAE negative ELBO, nats) exceeds this looks like no digit the VAE knows: the
 # 95th percentile of MNIST test digits' scores (bench/vae_quality.py).
 NOT_A_DIGIT_ABOVE = 122.0
-# A piece wider than this share of its height is also read squeezed to it, and the two readings averaged:
-# MNIST's digits are narrow, while people (and forms that scale digits to a box) write them as wide as tall,
-# and a wide 1, 7 or 9 looks like no MNIST digit. Chosen on held-back MNIST training digits (README).
-NARROW_VIEW = 0.5
 MAX_SYMBOLS = 40  # more symbols than this is scribbling, not a number
 EMPTY = "Draw a number"
 REDRAW = "draw the number larger, with fewer strokes"
+
+
+@dataclass(frozen=True)
+class NarrowLook:
+    """A chosen piece about as wide as it is tall is also read squeezed, and the two readings averaged: MNIST's
+    digits are narrow, while people (and forms that scale digits to a box) write them as wide as tall, and a
+    wide 1, 7 or 9 then looks like no MNIST digit. Chosen on held-back MNIST training digits (README)."""
+
+    above: float = 0.9  # pieces at least this many times as wide as tall get the second look
+    to: float = 0.5  # squeezed to this many times as wide as tall
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class Reading:
 class Reader:
     def __init__(self, model: nn.Module, vae: ConvVAE | None = None, segment_config: SegmentConfig = SegmentConfig(),
                  not_a_digit_above: float = NOT_A_DIGIT_ABOVE, line_model: LineReader | None = None,
-                 rule: TwoReaderRule = TwoReaderRule(), narrow_view: float = NARROW_VIEW) -> None:
+                 rule: TwoReaderRule = TwoReaderRule(), narrow: NarrowLook | None = NarrowLook()) -> None:
         self.model = model.eval()
         self.line_model = line_model.eval() if line_model is not None else None
         self.rule = rule
@@ -115,7 +121,7 @@ class Reader:
         self.device = next(model.parameters()).device
         self.segment_config = segment_config
         self.not_a_digit_above = not_a_digit_above
-        self.narrow_view = narrow_view  # 0: every piece read as it is
+        self.narrow = narrow  # None: every piece read as it is
 
     @classmethod
     def from_checkpoint(cls, path: str | Path = DEFAULT_CLASSIFIER, vae: str | Path | None = DEFAULT_VAE,
@@ -167,9 +173,9 @@ class Reader:
         return crops, probs, unlike
 
     def read_pieces(self, masks: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """`classify`, as the reader reads the pieces it chose (the cuts' and the line model's): a piece wider
-        than `narrow_view` of its height is also read squeezed to that width, and the two probabilities averaged.
-        Candidate cuts are scored on `classify` alone, on which the segmentation's settings were chosen."""
+        """`classify`, as the reader reads the pieces it chose (the cuts' and the line model's), with the narrow
+        look on those as wide as tall. Candidate cuts are scored on `classify` alone, on which the segmentation's
+        settings were chosen."""
         crops, probs, unlike = self.classify(masks)
         self._look_narrow(list(masks), probs)
         return crops, probs, unlike
@@ -178,9 +184,10 @@ class Reader:
     def _look_narrow(self, masks: list[np.ndarray], probs: torch.Tensor) -> None:
         """Average, in place, each wide mask's probabilities with those of its squeezed copy (a second crop,
         read but never shown)."""
-        wide = [i for i, m in enumerate(masks) if self.narrow_view and m.shape[1] > self.narrow_view * m.shape[0]]
-        if wide:
-            crops = mnist_crops([squeezed(masks[i], self.narrow_view) for i in wide])
+        look = self.narrow
+        wide = [i for i, m in enumerate(masks) if look is not None and m.shape[1] >= look.above * m.shape[0]]
+        if look is not None and wide:
+            crops = mnist_crops([squeezed(masks[i], look.to) for i in wide])
             probs[wide] = (probs[wide] + self.model(crops.to(self.device)).float().softmax(1).cpu()) / 2
 
     def _symbol(self, decision: LineDecision, i: int, ink: InkMap, scale: int, line: int) -> Symbol:
