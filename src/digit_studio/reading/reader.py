@@ -185,8 +185,10 @@ class Reader:
         """Average, in place, each wide mask's probabilities with those of its squeezed copy (a second crop,
         read but never shown)."""
         look = self.narrow
-        wide = [i for i, m in enumerate(masks) if look is not None and m.shape[1] >= look.above * m.shape[0]]
-        if look is not None and wide:
+        if look is None:
+            return
+        wide = [i for i, m in enumerate(masks) if m.shape[1] >= look.above * m.shape[0]]
+        if wide:
             crops = mnist_crops([squeezed(masks[i], look.to) for i in wide])
             probs[wide] = (probs[wide] + self.model(crops.to(self.device)).float().softmax(1).cpu()) / 2
 
