@@ -61,7 +61,7 @@ class TwoReaderRule:
 
     classifier_weight: float = 0.5  # weight of the classifier's log-odds against the line model's
     margin: float = 3.0  # nats the weighted log-odds must exceed for the line model's reading to win ...
-    lone_margin: float = 4.0  # ... and where the cuts read the line as one symbol (a lone digit, most
+    lone_margin: float = 6.0  # ... and where the cuts read the line as one symbol (a lone digit, most
     # often written alone, is rarely two)
     fuse_weight: float = 1.0  # weight of the classifier's log-probabilities when a digit of the line model's
     # reading is read by both models on its piece (_fused); 0: the line model's label as it is
