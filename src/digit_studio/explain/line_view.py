@@ -16,8 +16,9 @@ more faithful than a random ink order (deletion AUC .20 against .21, insertion .
 weights put 85 % there (deletion .07, insertion .75).
 
 Faithfulness follows explain/faithfulness.py over the ink of the line image, the score being the label's
-highest probability within the symbol's frame window. The perturbed lines go through the model in chunks
-of at most PROBE_PIXELS pixels, so that a long line with many symbols cannot claim unbounded memory.
+highest probability within the symbol's frame window; the symbols of a line share one random ink order. The
+perturbed lines go through the model in chunks of at most PROBE_PIXELS pixels, so that a long line with many
+symbols cannot claim unbounded memory.
 """
 
 from __future__ import annotations
@@ -32,13 +33,12 @@ from torch import nn
 
 from digit_studio.explain.base import check_model, unit_range
 from digit_studio.explain.cam import captured_activations
-from digit_studio.explain.faithfulness import DEFAULT_STEPS, Faithfulness, assemble, map_and_random_ranks, probes
+from digit_studio.explain.faithfulness import DEFAULT_STEPS, Faithfulness, assemble, ink_ranks, probes
 from digit_studio.models.line_reader import ALPHABET, LineReader
 from digit_studio.reading.reader import Symbol
 from digit_studio.reading.two_readers import LineReading
 
 PROBE_PIXELS = 1 << 20  # input pixels per forward pass: 16 copies of the widest line (2048 px), 128 of a 256 px one
-ORDERS = 2  # pixel orders per symbol in the faithfulness curves: the map's, then a random one
 
 
 @dataclass(frozen=True)
@@ -117,32 +117,35 @@ def _gradcam(model: LineReader, image: torch.Tensor, classes: torch.Tensor,
 @torch.inference_mode()
 def _faithfulness(model: LineReader, image: torch.Tensor, maps: torch.Tensor, classes: torch.Tensor,
                   windows: torch.Tensor, intact: torch.Tensor, steps: int, seed: int) -> Faithfulness:
-    """Deletion/insertion curves of every symbol's map and of a random ink order, over the line's ink."""
+    """Deletion/insertion curves of every symbol's map and of one random ink order, over the line's ink. All
+    the symbols of a line share its ink, so they share the random order too: its perturbed lines go through
+    the model once and every symbol's score is read from them (126 copies of a 6-digit line, not 216)."""
     count = len(classes)
-    flat = image.flatten()[None].expand(count, -1)
-    ranks = map_and_random_ranks(maps.flatten(1), flat != 0, seed)
-    per_symbol = 2 * ORDERS * (steps - 1)  # perturbed lines per symbol: deletion and insertion, both orders
+    flat = image.flatten()[None]
+    generator = torch.Generator().manual_seed(seed)
+    ink = flat != 0
+    ranks = ink_ranks(maps.flatten(1), ink.expand(count, -1), generator)[:, None]  # (count, 1, N)
+    shuffled = ink_ranks(torch.rand(ink.shape, generator=generator).to(ink.device), ink, generator)[:, None]
+    per_symbol = 2 * (steps - 1)  # perturbed lines per order: deletion and insertion
     symbols_per_batch = max(1, PROBE_PIXELS // (per_symbol * image.numel()))
-    inner = []
+    own = []
     for start in range(0, count, symbols_per_batch):
         part = slice(start, start + symbols_per_batch)
-        probed = probes(flat[part], ranks[part], steps).reshape(-1, 1, *image.shape)
-        inner.append(_window_probabilities(model, probed, classes[part].repeat_interleave(per_symbol),
-                                           windows[part].repeat_interleave(per_symbol, 0)))
+        probed = probes(flat.expand(len(classes[part]), -1), ranks[part], steps).reshape(-1, 1, *image.shape)
+        scores = _best_in_window(_log_probs(model, probed), classes[part].repeat_interleave(per_symbol),
+                                 windows[part].repeat_interleave(per_symbol, 0))[0].exp()
+        own.append(scores.view(-1, 2, 1, steps - 1))
+    random_lines = _log_probs(model, probes(flat, shuffled, steps).reshape(-1, 1, *image.shape))  # (P, T, C)
+    random = torch.stack([_best_in_window(random_lines, c.expand(per_symbol), w.expand(per_symbol, 2))[0].exp()
+                          for c, w in zip(classes, windows)]).view(count, 2, 1, steps - 1)
     blank_log_probs, _ = model(torch.zeros_like(image)[None, None])
     blank = _best_in_window(blank_log_probs.expand(count, -1, -1), classes, windows)[0].exp()
-    deletion, insertion = assemble(intact, blank, torch.cat(inner).view(count, 2, ORDERS, steps - 1))
+    deletion, insertion = assemble(intact, blank, torch.cat([torch.cat(own), random], 2))
     return Faithfulness(deletion[:, 0], insertion[:, 0], deletion[:, 1], insertion[:, 1])
 
 
-def _window_probabilities(model: LineReader, images: torch.Tensor, classes: torch.Tensor,
-                          windows: torch.Tensor) -> torch.Tensor:
-    """Each line image's (M, 1, height, width) highest probability of its class within its frame window,
-    run through the model PROBE_PIXELS at a time."""
+def _log_probs(model: LineReader, images: torch.Tensor) -> torch.Tensor:
+    """(M, T, classes) log-probabilities of line images (M, 1, height, width) of one width, run through the
+    model PROBE_PIXELS at a time."""
     per_pass = max(1, PROBE_PIXELS // images[0].numel())
-    out = []
-    for start in range(0, len(images), per_pass):
-        part = slice(start, start + per_pass)
-        log_probs, _ = model(images[part])
-        out.append(_best_in_window(log_probs, classes[part], windows[part])[0].exp())
-    return torch.cat(out)
+    return torch.cat([model(images[start : start + per_pass])[0] for start in range(0, len(images), per_pass)])
