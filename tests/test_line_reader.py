@@ -26,6 +26,7 @@ from digit_studio.models.line_reader import (
     line_image,
     line_log_probs,
     load_line_reader,
+    reading_form,
 )
 from digit_studio.reading.ctc import greedy_decode
 from digit_studio.training.data import Split
@@ -333,5 +334,15 @@ def test_shipped_model(mnist_test: Split) -> None:
     for i, text in enumerate(texts):
         drawing = draw_number(text, pick_digits(mnist_test, text, rng), rng, Style(touching=i % 2 * 2))
         images.append(line_image(drawing.image[..., 0] < 128).image)
-    readings = [greedy_decode(lp) for lp in line_log_probs(model, images)]
+    log_probs = line_log_probs(model, images)
+    readings = [greedy_decode(lp) for lp in log_probs]
     assert sum(r == t for r, t in zip(readings, texts)) >= 18, list(zip(texts, readings))
+
+    # Its reading form has no normalisation left, leaves the model as it was, and reads the same.
+    fast = reading_form(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    for before, after in zip(log_probs, line_log_probs(fast, images)):
+        torch.testing.assert_close(after, before, atol=2e-3, rtol=0)
+    again = reading_form(fast)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), fast.state_dict().values()))

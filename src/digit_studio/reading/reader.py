@@ -32,7 +32,7 @@ from torch import nn
 from digit_studio import resources
 from digit_studio.generation import atypicality
 from digit_studio.models.classifier import load_classifier
-from digit_studio.models.line_reader import LineReader, load_line_reader
+from digit_studio.models.line_reader import LineReader, load_line_reader, reading_form
 from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.reading.crops import mnist_crops, squeezed
 from digit_studio.reading.inputs import InkMap, ink_map
@@ -115,7 +115,7 @@ class Reader:
                  not_a_digit_above: float = NOT_A_DIGIT_ABOVE, line_model: LineReader | None = None,
                  rule: TwoReaderRule = TwoReaderRule(), narrow: NarrowLook | None = NarrowLook()) -> None:
         self.model = model.eval()
-        self.line_model = line_model.eval() if line_model is not None else None
+        self.line_model = reading_form(line_model) if line_model is not None else None
         self.rule = rule
         self.vae = vae.eval() if vae is not None else None
         self.device = next(model.parameters()).device

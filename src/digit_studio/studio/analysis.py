@@ -161,7 +161,8 @@ class Studio:
         self.reader = Reader(classifier.eval(), self.vae, not_a_digit_above=self.not_a_digit_above,
                              line_model=line_model)
         self._pool = ModelPool(classifier, explainers)
-        self._line_pool = ModelPool(line_model, explainers) if line_model is not None else None
+        line = self.reader.line_model  # in its reading form: the explanations explain the model that read
+        self._line_pool = ModelPool(line, explainers) if line is not None else None
 
     @classmethod
     def from_checkpoints(cls, classifier: str | Path = DEFAULT_CLASSIFIER, vae: str | Path = DEFAULT_VAE,
