@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from digit_studio.checkpoint import read_checkpoint, save_checkpoint
 from digit_studio.config import DataConfig, LineReaderConfig, LineSynthConfig, load_config
 from digit_studio.errors import CheckpointError
-from digit_studio.models.classifier import count_parameters
+from digit_studio.models.classifier import count_parameters, reading_form
 from digit_studio.models.line_reader import (
     ALPHABET,
     MAX_WIDTH,
@@ -26,7 +26,6 @@ from digit_studio.models.line_reader import (
     line_image,
     line_log_probs,
     load_line_reader,
-    reading_form,
 )
 from digit_studio.reading.ctc import greedy_decode
 from digit_studio.training.data import Split

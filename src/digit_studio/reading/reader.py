@@ -31,8 +31,8 @@ from torch import nn
 
 from digit_studio import resources
 from digit_studio.generation import atypicality
-from digit_studio.models.classifier import load_classifier
-from digit_studio.models.line_reader import LineReader, load_line_reader, reading_form
+from digit_studio.models.classifier import load_classifier, reading_form
+from digit_studio.models.line_reader import LineReader, load_line_reader
 from digit_studio.models.vae import ConvVAE, load_vae
 from digit_studio.reading.crops import mnist_crops, squeezed
 from digit_studio.reading.inputs import InkMap, ink_map
