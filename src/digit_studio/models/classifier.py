@@ -32,10 +32,10 @@ def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 
 def reading_form(model: M) -> M:
     """An eval-mode copy of `model` for reading and explaining, never training: the BatchNorm of each
-    conv_bn_relu block folded into its convolution and the ReLU in place, which halves the time these blocks
-    take on the CPU (normalising and copying each activation cost as much as the convolution). Outputs move
-    by less than 1e-3; explanation hooks take a block's output, never the convolution's alone, so they see the
-    same activations. A model already in this form is copied as it is."""
+    conv_bn_relu block folded into its convolution and the ReLU in place. The line model's copies of a line
+    run about 1.6x faster so on the CPU (normalising and copying each activation cost about as much as the
+    convolutions); outputs move by less than 1e-3. Explanation hooks take a block's output, never the
+    convolution's alone, so they see the same activations. A model already in this form is copied as it is."""
     fast = copy.deepcopy(model).eval()
     for block in fast.modules():
         if isinstance(block, nn.Sequential) and len(block) == 3 and isinstance(block[1], nn.BatchNorm2d):
