@@ -70,12 +70,13 @@ def ink_ranks(importance: torch.Tensor, ink: torch.Tensor, generator: torch.Gene
     return order.argsort(1)
 
 
-def map_and_random_ranks(importance: torch.Tensor, ink: torch.Tensor, seed: int) -> torch.Tensor:
-    """(B, 2, N) ranks (`ink_ranks`) of the ink in the order of `importance` (B, N), then in a random order,
-    both from one generator seeded per call (no random state shared between threads)."""
+def map_and_random_ranks(importance: torch.Tensor, ink: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ranks (`ink_ranks`) of the ink in the order of `importance` (B, N) and in a random order, both from one
+    generator seeded per call (no random state shared between threads). `ink` is (B, N), or (1, N) where
+    every map is of the same image: then the maps share one random order, (1, N)."""
     generator = torch.Generator().manual_seed(seed)
     random_importance = torch.rand(ink.shape, generator=generator).to(ink.device)
-    return torch.stack([ink_ranks(importance, ink, generator), ink_ranks(random_importance, ink, generator)], 1)
+    return ink_ranks(importance, ink, generator), ink_ranks(random_importance, ink, generator)
 
 
 def probes(flat: torch.Tensor, ranks: torch.Tensor, steps: int, fill: float = 0.0) -> torch.Tensor:
@@ -122,6 +123,6 @@ def faithfulness(
     objective: Objective, steps: int = DEFAULT_STEPS, seed: int = 0, fill: float = 0.0,
 ) -> Faithfulness:
     """Deletion/insertion curves of `attributions` (B, 28, 28) and of one random ink order per digit."""
-    ranks = map_and_random_ranks(attributions.flatten(1), images.flatten(1) != fill, seed)
+    ranks = torch.stack(map_and_random_ranks(attributions.flatten(1), images.flatten(1) != fill, seed), 1)
     deletion, insertion = curves(model, images, logits.softmax(1), ranks, objective, steps, fill)
     return Faithfulness(deletion[:, 0], insertion[:, 0], deletion[:, 1], insertion[:, 1])

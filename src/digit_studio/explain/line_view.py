@@ -33,7 +33,7 @@ from torch import nn
 
 from digit_studio.explain.base import check_model, unit_range
 from digit_studio.explain.cam import captured_activations
-from digit_studio.explain.faithfulness import DEFAULT_STEPS, Faithfulness, assemble, ink_ranks, probes
+from digit_studio.explain.faithfulness import DEFAULT_STEPS, Faithfulness, assemble, map_and_random_ranks, probes
 from digit_studio.models.line_reader import ALPHABET, LineReader
 from digit_studio.reading.reader import Symbol
 from digit_studio.reading.two_readers import LineReading
@@ -122,10 +122,7 @@ def _faithfulness(model: LineReader, image: torch.Tensor, maps: torch.Tensor, cl
     the model once and every symbol's score is read from them (126 copies of a 6-digit line, not 216)."""
     count = len(classes)
     flat = image.flatten()[None]
-    generator = torch.Generator().manual_seed(seed)
-    ink = flat != 0
-    ranks = ink_ranks(maps.flatten(1), ink.expand(count, -1), generator)[:, None]  # (count, 1, N)
-    shuffled = ink_ranks(torch.rand(ink.shape, generator=generator).to(ink.device), ink, generator)[:, None]
+    ranks, shuffled = (r[:, None] for r in map_and_random_ranks(maps.flatten(1), flat != 0, seed))  # (·, 1, N)
     per_symbol = 2 * (steps - 1)  # perturbed lines per order: deletion and insertion
     symbols_per_batch = max(1, PROBE_PIXELS // (per_symbol * image.numel()))
     own = []
