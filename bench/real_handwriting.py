@@ -35,6 +35,7 @@ from digit_studio.config import DataConfig
 from digit_studio.reading.inputs import ink_map
 from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader
 from digit_studio.training.realdigits import MEASURE_FILES, load_realdigits
+from digit_studio.training.synth import tight
 
 CANVAS, SIDE = 280, 160
 BARS = {"optdigits_windep": {"exact": 0.99, "one_symbol": 0.997}, "semeion": {"exact": 0.96, "one_symbol": 0.997}}
@@ -60,7 +61,7 @@ def measure(name: str, reader: Reader, data: DataConfig) -> tuple[dict, list[tup
         reading = reader.read(image)
         times.append(1000 * (time.perf_counter() - start))
         ink = ink_map(image).mask
-        _, probs, _ = reader.read_pieces([ink[np.ix_(ink.any(1), ink.any(0))]])
+        _, probs, _ = reader.read_pieces([tight(ink)])
         whole += int(probs[0].argmax()) == label
         read = reading.text or f"({reading.message})"
         one += len(reading.symbols) == 1

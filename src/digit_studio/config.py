@@ -52,6 +52,7 @@ class AugmentConfig:
     elastic_px: float = 0.0  # smooth random warp of up to this many pixels (the wobble of a fast hand)
     styled: int = 0  # digits of the classes with styles (styles.py) copied once per run in one of them
     reshaped: int = 0  # digits copied once per run with their box stretched (square or another aspect)
+    touching: int = 0  # digits copied once per run as cut out of a pair drawn touching (touching.py)
 
 
 @dataclass

@@ -104,6 +104,14 @@ def augment(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) 
     return random_break(x, config, generator).clamp_(0, 1)
 
 
+def binary_masks(images: torch.Tensor) -> torch.Tensor:
+    """Digits (uint8 (N, 28, 28), ink light) as binary masks at RESHAPE_SCALE× size, as a pen would have drawn
+    them at that size: how copies of MNIST digits are redrawn before the reader's cropping."""
+    size = 28 * RESHAPE_SCALE
+    return F.interpolate(images.unsqueeze(1).float() / 255, size=(size, size), mode="bilinear",
+                         align_corners=False)[:, 0] > 0.5
+
+
 def reshaped_copies(images: torch.Tensor, labels: torch.Tensor, count: int,
                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` random digits (uint8 (N, 28, 28), ink light) redrawn with another shape, the way the reader
@@ -111,9 +119,7 @@ def reshaped_copies(images: torch.Tensor, labels: torch.Tensor, count: int,
     often normalise digits) or to a random aspect between half and twice as wide, then cropped by
     crops.mnist_crops, which brings back MNIST's stroke width. With their labels."""
     index = torch.randperm(len(images), generator=generator)[:count]
-    size = 28 * RESHAPE_SCALE
-    big = F.interpolate(images[index].unsqueeze(1).float() / 255, size=(size, size), mode="bilinear",
-                        align_corners=False)[:, 0] > 0.5
+    big = binary_masks(images[index])
     square = torch.rand(len(index), generator=generator) < 0.5
     aspect = torch.exp(math.log(2.0) * _uniform(len(index), -1.0, 1.0, generator))
     masks = []

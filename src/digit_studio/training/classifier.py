@@ -21,6 +21,7 @@ from digit_studio.training.loop import fit, save_run
 from digit_studio.training.plots import plot_training_curves
 from digit_studio.training.realdigits import real_splits
 from digit_studio.training.styles import styled_copies
+from digit_studio.training.touching import touching_copies
 
 # NHWC runs this network's convolutions and pooling about 1.5x faster on the CPU than NCHW.
 CHANNELS_LAST = torch.channels_last
@@ -46,6 +47,8 @@ def training_data(config: ClassifierConfig, generator: torch.Generator) -> tuple
     if config.augment.reshaped:
         pool = [torch.cat(column) for column in zip(*parts)]  # MNIST's digits and the styled copies
         parts.append(reshaped_copies(*pool, config.augment.reshaped, generator))
+    if config.augment.touching:
+        parts.append(touching_copies(train.images, train.labels, config.augment.touching, generator))
     real_val = None
     if config.real.repeat:
         real_train, real_val = real_splits(config.data, config.real)

@@ -79,7 +79,7 @@ def _brush(centreline: np.ndarray, brush: float) -> np.ndarray:
     pad = math.ceil(brush / 2) + 1
     steps = max(0, round((brush - 1) / 2))
     line = torch.from_numpy(np.pad(centreline, pad).astype(np.float32))[None, None]
-    return _tight(dilate(line, steps)[0, 0].numpy() > 0)
+    return tight(dilate(line, steps)[0, 0].numpy() > 0)
 
 
 def render_digit(image: np.ndarray, height: float, brush: float) -> np.ndarray:
@@ -94,7 +94,7 @@ def render_digit(image: np.ndarray, height: float, brush: float) -> np.ndarray:
     shape = F.pad(shape, (pad, pad, pad, pad))
     steps = round((brush - float(stroke_width(shape))) / 2)
     drawn = dilate(shape, steps) if steps >= 0 else erode(shape, -steps)
-    return _tight(drawn[0, 0].numpy() > 0)
+    return tight(drawn[0, 0].numpy() > 0)
 
 
 def render_separator(char: str, height: float, brush: float, rng: np.random.Generator,
@@ -113,7 +113,7 @@ def render_separator(char: str, height: float, brush: float, rng: np.random.Gene
     return _brush(line, brush)
 
 
-def _tight(mask: np.ndarray) -> np.ndarray:
+def tight(mask: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
     return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
@@ -128,7 +128,7 @@ def break_stroke(mask: np.ndarray, gap: float, rng: np.random.Generator) -> np.n
     return mask & (keep[0, 0].numpy() > 0.5)  # outside the band's edge, as the brush is opaque
 
 
-def _contact_shift(left: np.ndarray, left_top: int, right: np.ndarray, right_top: int) -> int | None:
+def contact_shift(left: np.ndarray, left_top: int, right: np.ndarray, right_top: int) -> int | None:
     """How far right of the left mask's x0 the right mask's x0 must sit for the two to just touch."""
     top, bottom = max(left_top, right_top), min(left_top + left.shape[0], right_top + right.shape[0])
     if top >= bottom:
@@ -162,7 +162,7 @@ def _layout_line(
         if not char.isdigit():
             y += round(rng.uniform(-1, 1) * style.separator_level * height)
         if i in touching:
-            shift = _contact_shift(masks[i - 1], py, mask, y)
+            shift = contact_shift(masks[i - 1], py, mask, y)
             left_w = masks[i - 1].shape[1]
             fused = px + left_w - round(style.box_overlap * min(left_w, mask.shape[1]))  # leftmost allowed x0
             if shift is not None and px + shift >= fused:
