@@ -1,6 +1,7 @@
 """Choose the two-reader rule (reading/two_readers.py) on training data only.
 
     flock /tmp/digit_cpu.lock python bench/tune_two_readers.py [--per-category 300] [--real 800] [--digits held-out]
+        [--touching-margin-only]
 
 The tuning set is bench/tune_segmentation.py's: drawings of MNIST **training** digits in every category of
 bench/multidigit.py, and single digits of the trainable real handwriting (optdigits-orig.tra) as written and
@@ -13,10 +14,14 @@ recorded for every line where the readers differ, once for each pair of weights 
 reading reads (the classifier's weight in the placed reading's digits, and its weight on pieces cut out of
 touching ink); then every rule on the grid (those weights, the classifier's weight in the rule, the margins)
 is scored by the exact rate it would give, averaged over the sets; of rules that score alike, the one whose
-weakest set reads best is taken. Also reported: what the best possible choice between the two readings of
+weakest set reads best is taken. Then, the rest fixed, the margin for lines where every piece the readings
+differ on touches a neighbour's ink (of equals, the one nearest the margin); `--touching-margin-only` keeps the
+shipped rule's other numbers and chooses only that one. Also reported: what the best possible choice between the two readings of
 every line would read, the rule's ceiling.
 Prints the best rules and writes results/bench/tune_two_readers.json; TwoReaderRule's defaults are what it
-chose from all training digits.
+chose from all training digits, but for the touching margin: every value from 1.5 to 3 reads those alike, and
+of them the held-back digits read best with 1.5 (`--digits held-out --touching-margin-only`,
+results/bench/tune_two_readers_touching_margin.json).
 """
 
 from __future__ import annotations
@@ -42,12 +47,13 @@ FUSE_WEIGHTS = ((1.0, 1.0), (1.0, 0.5), (1.0, 0.0), (0.5, 0.0), (0.25, 0.0))
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5)
 MARGINS = tuple(float(m) for m in np.arange(-2.0, 8.01, 0.5))
 LONE_MARGINS = (*MARGINS[::2], 10.0, 15.0, 20.0, 100.0)  # 100: never
+TOUCHING_MARGINS = MARGINS  # chosen second, the other numbers fixed at the grid's best
 
 
-def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, float, float, int, int]] | None:
+def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, float, float, int, int, bool]] | None:
     """Per line: (the cuts read it right, the line model did, line odds, classifier odds, weighed odds, how
-    many symbols the cuts read, how many the placed reading has); None where the lines themselves were found
-    wrongly (no rule can mend that)."""
+    many symbols the cuts read, how many the placed reading has, whether every piece they differ on touches
+    a neighbour's ink); None where the lines themselves were found wrongly (no rule can mend that)."""
     truths = truth.split("\n")
     cut_lines = reading.text.split("\n") if reading.text else []  # the cuts' reading: the rule never lets the line win
     if len(cut_lines) != len(truths) or len(reading.lines) != len(truths):
@@ -55,10 +61,10 @@ def lines_of(reading: Reading, truth: str) -> list[tuple[bool, bool, float, floa
     out = []
     for cuts, line, right in zip(cut_lines, reading.lines, truths):
         if line is None or line.placed == cuts:
-            out.append((cuts == right, cuts == right, 0.0, 0.0, 0.0, len(cuts), len(cuts)))
+            out.append((cuts == right, cuts == right, 0.0, 0.0, 0.0, len(cuts), len(cuts), False))
         else:
             out.append((cuts == right, line.placed == right, line.line_odds, line.classifier_odds, line.weighed_odds,
-                        len(cuts), len(line.placed)))
+                        len(cuts), len(line.placed), line.touching_only))
     return out
 
 
@@ -90,24 +96,30 @@ def main() -> None:
     parser.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     parser.add_argument("--vae", default=DEFAULT_VAE)
     parser.add_argument("--line-reader", default=str(resources.LINE_READER))
+    parser.add_argument("--touching-margin-only", action="store_true",
+                        help="keep the shipped rule's other numbers (TwoReaderRule's defaults); choose the touching margin")
     parser.add_argument("--out", default="results/bench/tune_two_readers.json")
     args = parser.parse_args()
+    shipped = TwoReaderRule()
+    fuse_weights, weights, margins, lone_margins = (
+        (((shipped.fuse_weight, shipped.touching_weight),), (shipped.classifier_weight,), (shipped.margin,),
+         (shipped.lone_margin,)) if args.touching_margin_only else (FUSE_WEIGHTS, WEIGHTS, MARGINS, LONE_MARGINS))
     started = time.perf_counter()
     reader = Reader.from_checkpoint(args.classifier, args.vae, line_reader=args.line_reader)
     sets = tuning_set(args.per_category, args.real, args.seed, held_out=args.digits == "held-out")
     grid, records_of = [], {}
-    for fuse, touching in FUSE_WEIGHTS:  # the placed reading's digits depend on them: read again for each
+    for fuse, touching in fuse_weights:  # the placed reading's digits depend on them: read again for each
         # The cuts stand; both odds are recorded.
-        reader.rule = TwoReaderRule(margin=math.inf, lone_margin=math.inf, fuse_weight=fuse,
-                                    touching_weight=touching)
+        reader.rule = TwoReaderRule(margin=math.inf, touching_margin=math.inf, lone_margin=math.inf,
+                                    fuse_weight=fuse, touching_weight=touching)
         records_of[fuse, touching] = {
             name: [lines_of(reader.read(image), text) for image, text in tqdm(items, desc=name)]
             for name, items in sets.items()}
-        for weight in WEIGHTS:
-            for margin in MARGINS:
-                for lone_margin in LONE_MARGINS:
-                    rule = TwoReaderRule(classifier_weight=weight, margin=margin, lone_margin=lone_margin,
-                                         touching_weight=touching)
+        for weight in weights:
+            for margin in margins:
+                for lone_margin in lone_margins:
+                    rule = TwoReaderRule(classifier_weight=weight, margin=margin, touching_margin=margin,
+                                         lone_margin=lone_margin, touching_weight=touching)
                     rates = {name: exact(r, rule) for name, r in records_of[fuse, touching].items()}
                     grid.append({"fuse_weight": fuse, "touching_weight": touching,
                                  "classifier_weight": weight, "margin": margin,
@@ -118,11 +130,25 @@ def main() -> None:
     grid.sort(key=lambda g: (-round(g["objective"], 9), -min(g[name] for name in sets)))
     best = grid[0]
     records = records_of[best["fuse_weight"], best["touching_weight"]]
+    # Then the margin where every piece the readings differ on touches a neighbour's ink, the rest as chosen;
+    # of equals, the one nearest the margin.
+    touching_grid = []
+    for touching_margin in TOUCHING_MARGINS:
+        rule = TwoReaderRule(classifier_weight=best["classifier_weight"], margin=best["margin"],
+                             touching_margin=touching_margin, lone_margin=best["lone_margin"],
+                             touching_weight=best["touching_weight"])
+        rates = {name: exact(r, rule) for name, r in records.items()}
+        touching_grid.append({"touching_margin": touching_margin, **rates,
+                              "objective": float(np.mean(list(rates.values())))})
+    touching_grid.sort(key=lambda g: (-round(g["objective"], 9), abs(g["touching_margin"] - best["margin"])))
+    best = {**best, **touching_grid[0]}
     chosen = TwoReaderRule(classifier_weight=best["classifier_weight"], margin=best["margin"],
-                           lone_margin=best["lone_margin"], touching_weight=best["touching_weight"])
-    cuts_alone = {name: exact(r, TwoReaderRule(margin=math.inf, lone_margin=math.inf)) for name, r in records.items()}
-    anywhere = TwoReaderRule(classifier_weight=0.0, margin=-math.inf, lone_margin=-math.inf,
-                             lone_most=TwoReaderRule.most_symbols)
+                           touching_margin=best["touching_margin"], lone_margin=best["lone_margin"],
+                           touching_weight=best["touching_weight"])
+    never = TwoReaderRule(margin=math.inf, touching_margin=math.inf, lone_margin=math.inf)
+    cuts_alone = {name: exact(r, never) for name, r in records.items()}
+    anywhere = TwoReaderRule(classifier_weight=0.0, margin=-math.inf, touching_margin=-math.inf,
+                             lone_margin=-math.inf, lone_most=TwoReaderRule.most_symbols)
     line_alone = {name: exact(r, anywhere) for name, r in records.items()}
     either = {name: either_right(r) for name, r in records.items()}
     print("cuts alone:", {k: round(v, 4) for k, v in cuts_alone.items()})
@@ -130,15 +156,20 @@ def main() -> None:
     print("line model wherever they differ:", {k: round(v, 4) for k, v in line_alone.items()})
     for g in grid[:8]:
         print({k: round(v, 4) for k, v in g.items()})
+    print("touching margin, the rest as the best:")
+    for g in sorted(touching_grid, key=lambda g: g["touching_margin"]):
+        print({k: round(v, 4) for k, v in g.items()})
     disagreements = sum(1 for r in records.values() for lines in r if lines for line in lines if line[2] or line[3])
     report = {
         "chosen": {k: best[k] for k in ("fuse_weight", "touching_weight", "classifier_weight", "margin",
-                                        "lone_margin")},
-        "best": best, "cuts_alone": cuts_alone, "line_model_wherever_they_differ": line_alone,
+                                        "touching_margin", "lone_margin")},
+        "best": best, "touching_margins": touching_grid, "cuts_alone": cuts_alone,
+        "line_model_wherever_they_differ": line_alone,
         "either_reader_right": either,
         "lines_where_the_readers_differ": disagreements, "best_50": grid[:50],
         "setup": {"seed": args.seed, "per_category": args.per_category, "real": args.real,
                   "digits": f"MNIST train, optdigits-orig.tra ({args.digits})",
+                  "touching_margin_only": args.touching_margin_only,
                   "line_reader": resources.shown(args.line_reader),
                   "seconds": round(time.perf_counter() - started, 1)},
     }

@@ -154,7 +154,7 @@ def test_the_cuts_stand_where_the_line_model_errs(readers, mnist_test: Split, te
 
 def test_a_margin_beyond_reach_leaves_every_line_to_the_cuts(readers, mnist_test: Split) -> None:
     both, cuts = readers
-    stubborn = Reader(both.model, both.vae, line_model=both.line_model, rule=TwoReaderRule(margin=math.inf))
+    stubborn = Reader(both.model, both.vae, line_model=both.line_model, rule=TwoReaderRule(margin=math.inf, touching_margin=math.inf))
     for seed in range(4):
         image = drawing(mnist_test, "4711", seed, touching=2).image
         assert stubborn.read(image).text == cuts.read(image).text
@@ -173,3 +173,14 @@ def test_marks_that_are_no_number_stay_with_the_cuts(readers, mnist_test: Split)
         reading = both.read(drawings[name])
         assert reading.text == cuts.read(drawings[name]).text, name
         assert all(line is None or line.decided != LINE for line in reading.lines), name
+
+
+def test_lines_whose_differing_pieces_all_touch_have_a_margin_of_their_own() -> None:
+    rule = TwoReaderRule()
+    assert rule.touching_margin < rule.margin
+    between = (rule.touching_margin + rule.margin) / 2
+    assert rule.line_wins(between, 0.0, 0.0, 2, 2, touching_only=True)
+    assert not rule.line_wins(between, 0.0, 0.0, 2, 2, touching_only=False)
+    assert not rule.line_wins(rule.touching_margin - 0.1, 0.0, 0.0, 2, 2, touching_only=True)
+    # One mark keeps its own margin: whether it is one digit or two is not settled by the touch.
+    assert not rule.line_wins(between, 0.0, 0.0, 1, 2, touching_only=True)

@@ -15,8 +15,9 @@ confidence). Then the rule weighs the two readings:
     classifier_odds = Σ log p_classifier(cuts' label | piece) − Σ log p_classifier(placed label | its piece)
 
 each term of classifier_odds weighted by touching_weight where its piece touches a neighbour's ink, and the
-placed reading wins when line_odds − classifier_weight · classifier_odds > margin; where the cuts read one
-symbol, > lone_margin with every term in full (whether one mark is one digit or two is the classifier's
+placed reading wins when line_odds − classifier_weight · classifier_odds > margin (touching_margin where every
+piece the readings differ on touches a neighbour's ink: the classifier's word on those crops, by which the cuts
+chose them, is suspect); where the cuts read one symbol, > lone_margin with every term in full (whether one mark is one digit or two is the classifier's
 question too). Marks that are no number stay with the cuts: lines of separators or flat strokes alone
 are not given to the line model, one mark is overruled into more than `lone_most` symbols only where the
 classifier reads the new pieces about as well as the whole mark (classifier_odds ≤ lone_margin: the pieces
@@ -61,6 +62,8 @@ class TwoReaderRule:
 
     classifier_weight: float = 0.5  # weight of the classifier's log-odds against the line model's
     margin: float = 3.0  # nats the weighted log-odds must exceed for the line model's reading to win ...
+    touching_margin: float = 1.5  # ... where every piece the two readings differ on touches a neighbour's ink
+    # (the classifier's crops of them all are suspect, so the cuts' choice of them is too) ...
     lone_margin: float = 6.0  # ... and where the cuts read the line as one symbol (a lone digit, most
     # often written alone, is rarely two)
     fuse_weight: float = 1.0  # weight of the classifier's log-probabilities when a digit of the line model's
@@ -76,16 +79,18 @@ class TwoReaderRule:
     batch: int = 128  # re-cut pieces classified at once
 
     def line_wins(self, line_odds: float, classifier_odds: float, weighed_odds: float, cuts_symbols: int,
-                  placed_symbols: int) -> bool:
+                  placed_symbols: int, touching_only: bool = False) -> bool:
         """Whether the line model's placed reading overrules the cuts' (see the module's docstring);
-        `weighed_odds` are the classifier odds with touching pieces weighted by touching_weight. Where the cuts
-        read one mark, whether it is one digit or several is the classifier's question as much as the line
+        `weighed_odds` are the classifier odds with touching pieces weighted by touching_weight, and
+        `touching_only` says whether every piece the readings differ on touches a neighbour's ink. Where the
+        cuts read one mark, whether it is one digit or several is the classifier's question as much as the line
         model's: it is heard in full."""
         if cuts_symbols == 1:
             if placed_symbols > self.lone_most and classifier_odds > self.lone_margin:
                 return False  # one mark read as a long number by the line model alone: a zigzag, not touching digits
             return line_odds - self.classifier_weight * classifier_odds > self.lone_margin
-        return line_odds - self.classifier_weight * weighed_odds > self.margin
+        margin = self.touching_margin if touching_only else self.margin
+        return line_odds - self.classifier_weight * weighed_odds > margin
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class LineReading:
     line_odds: float = 0.0  # the rule's log-odds (0 where the readers agreed)
     classifier_odds: float = 0.0
     weighed_odds: float = 0.0  # classifier_odds with touching pieces weighted by the rule's touching_weight
+    touching_only: bool = False  # every piece the two readings differ on touches a neighbour's ink
 
     def frames_of(self, x0: float, x1: float) -> tuple[int, int]:
         """First and last frame whose centre lies in working-mask x [x0, x1) (the nearest one if none)."""
@@ -184,7 +190,8 @@ def _decide(cuts: LineDecision, image: LineImage, origin: int, log_probs: torch.
     if recut is None:  # the line model's symbols could not all be given ink: the cuts stand
         return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf, math.inf)
     classify_pieces([p for p in recut if p.kind == "digit" and p.probs is None], classify, rule.batch)
-    heard = _heard(recut, rule)
+    cuts_touch, recut_touch = touching(cuts.pieces), touching(recut)
+    heard = _heard(recut_touch, rule)
     labels, confidences = zip(*(_fused(a, p, log_probs, rule.fuse_weight * w)
                                 for a, p, w in zip(aligned, recut, heard)))
     placed = "".join(labels)
@@ -197,18 +204,26 @@ def _decide(cuts: LineDecision, image: LineImage, origin: int, log_probs: torch.
         return _cuts_stand(cuts, reading, -MAX_ODDS, math.inf, math.inf)
     line_odds = _line_log_prob(log_probs, placed) - _line_log_prob(log_probs, cuts_text)
     classifier_odds = classifier_log_prob(cuts.pieces, cuts.labels) - classifier_log_prob(recut, labels)
-    weighed_odds = (classifier_log_prob(cuts.pieces, cuts.labels, _heard(cuts.pieces, rule))
+    weighed_odds = (classifier_log_prob(cuts.pieces, cuts.labels, _heard(cuts_touch, rule))
                     - classifier_log_prob(recut, labels, heard))
-    if not rule.line_wins(line_odds, classifier_odds, weighed_odds, len(cuts_text), len(placed)):
+    # A piece both readings keep with the same label (the same object: recut_line hands the cuts' own pieces
+    # on) is no part of their disagreement.
+    kept = {(id(p), c) for p, c in zip(cuts.pieces, cuts.labels)} & {(id(p), c) for p, c in zip(recut, labels)}
+    differ = [t for pieces, symbols, touch in ((cuts.pieces, cuts.labels, cuts_touch), (recut, labels, recut_touch))
+              for p, c, t in zip(pieces, symbols, touch) if (id(p), c) not in kept]
+    reading = replace(reading, touching_only=bool(differ) and all(differ))
+    if not rule.line_wins(line_odds, classifier_odds, weighed_odds, len(cuts_text), len(placed),
+                          reading.touching_only):
         return _cuts_stand(cuts, reading, line_odds, classifier_odds, weighed_odds)
     decided = replace(reading, decided=LINE, line_odds=line_odds, classifier_odds=classifier_odds,
                       weighed_odds=weighed_odds)
     return LineDecision(recut, list(labels), list(confidences), [a.frames for a in aligned], decided)
 
 
-def _heard(pieces: Sequence[Piece], rule: TwoReaderRule) -> list[float]:
-    """The classifier's say on each piece: touching_weight where its ink touches a neighbour's, else 1."""
-    return [rule.touching_weight if t else 1.0 for t in touching(pieces)]
+def _heard(touches: Sequence[bool], rule: TwoReaderRule) -> list[float]:
+    """The classifier's say on each piece: touching_weight where its ink touches a neighbour's (touching()),
+    else 1."""
+    return [rule.touching_weight if t else 1.0 for t in touches]
 
 
 def _fused(symbol: AlignedSymbol, piece: Piece, log_probs: torch.Tensor, weight: float) -> tuple[str, float]:
