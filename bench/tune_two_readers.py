@@ -16,8 +16,8 @@ touching ink); then every rule on the grid (those weights, the classifier's weig
 is scored by the exact rate it would give, averaged over the sets; of rules that score alike, the one whose
 weakest set reads best is taken. Then, the rest fixed, the margin for lines where every piece the readings
 differ on touches a neighbour's ink (of equals, the one nearest the margin); `--touching-margin-only` keeps the
-shipped rule's other numbers and chooses only that one. Also reported: what the best possible choice between the two readings of
-every line would read, the rule's ceiling.
+shipped rule's other numbers and chooses only that one. Also reported: what the best possible choice between
+the two readings of every line would read, the rule's ceiling.
 Prints the best rules and writes results/bench/tune_two_readers.json; TwoReaderRule's defaults are what it
 chose from all training digits, but for the touching margin: every value from 1.5 to 3 reads those alike, and
 of them the held-back digits read best with 1.5 (`--digits held-out --touching-margin-only`,
@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--vae", default=DEFAULT_VAE)
     parser.add_argument("--line-reader", default=str(resources.LINE_READER))
     parser.add_argument("--touching-margin-only", action="store_true",
-                        help="keep the shipped rule's other numbers (TwoReaderRule's defaults); choose the touching margin")
+                        help="keep the shipped rule's other numbers (TwoReaderRule's defaults); "
+                             "choose the touching margin")
     parser.add_argument("--out", default="results/bench/tune_two_readers.json")
     args = parser.parse_args()
     shipped = TwoReaderRule()

@@ -44,8 +44,9 @@ def test_a_digit_cut_out_of_a_touching_pair(mnist_test: Split) -> None:
             grown.append(outward / best)
     assert 0.9 < np.median(kept) < 1.1  # the best boundary gives the digit back, give or take its neighbour's touch
     assert np.median(grown) > 1.05  # a cut into the neighbour leaves some of it with the digit
-    images, labels = touching_copies(mnist_test.images[:64], mnist_test.labels[:64], 32, torch.Generator().manual_seed(1))
-    again = touching_copies(mnist_test.images[:64], mnist_test.labels[:64], 32, torch.Generator().manual_seed(1))
+    digits, truth = mnist_test.images[:64], mnist_test.labels[:64]
+    images, labels = touching_copies(digits, truth, 32, torch.Generator().manual_seed(1))
+    again = touching_copies(digits, truth, 32, torch.Generator().manual_seed(1))
     assert images.shape == (32, 28, 28) and images.dtype == torch.uint8
     assert torch.equal(images, again[0]) and torch.equal(labels, again[1])
-    assert set(labels.tolist()) <= set(mnist_test.labels[:64].tolist())
+    assert set(labels.tolist()) <= set(truth.tolist())

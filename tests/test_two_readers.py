@@ -154,7 +154,8 @@ def test_the_cuts_stand_where_the_line_model_errs(readers, mnist_test: Split, te
 
 def test_a_margin_beyond_reach_leaves_every_line_to_the_cuts(readers, mnist_test: Split) -> None:
     both, cuts = readers
-    stubborn = Reader(both.model, both.vae, line_model=both.line_model, rule=TwoReaderRule(margin=math.inf, touching_margin=math.inf))
+    never = TwoReaderRule(margin=math.inf, touching_margin=math.inf)
+    stubborn = Reader(both.model, both.vae, line_model=both.line_model, rule=never)
     for seed in range(4):
         image = drawing(mnist_test, "4711", seed, touching=2).image
         assert stubborn.read(image).text == cuts.read(image).text

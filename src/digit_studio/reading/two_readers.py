@@ -17,15 +17,14 @@ confidence). Then the rule weighs the two readings:
 each term of classifier_odds weighted by touching_weight where its piece touches a neighbour's ink, and the
 placed reading wins when line_odds − classifier_weight · classifier_odds > margin (touching_margin where every
 piece the readings differ on touches a neighbour's ink: the classifier's word on those crops, by which the cuts
-chose them, is suspect); where the cuts read one symbol, > lone_margin with every term in full (whether one mark is one digit or two is the classifier's
-question too). Marks that are no number stay with the cuts: lines of separators or flat strokes alone
-are not given to the line model, one mark is overruled into more than `lone_most` symbols only where the
-classifier reads the new pieces about as well as the whole mark (classifier_odds ≤ lone_margin: the pieces
-of touching digits read as digits, a zigzag's slices or a scribble's do not), and the two readings'
-separators must agree. So every symbol
-keeps its own ink, box, explanation and variations whichever reader decided. The rule's numbers were chosen
-on drawings of MNIST training digits and the trainable real handwriting (bench/tune_two_readers.py), never
-on test digits.
+chose them, is suspect); where the cuts read one symbol, > lone_margin with every term in full (whether one
+mark is one digit or two is the classifier's question too). Marks that are no number stay with the cuts:
+lines of separators or flat strokes alone are not given to the line model, one mark is overruled into more
+than `lone_most` symbols only where the classifier reads the new pieces about as well as the whole mark
+(classifier_odds ≤ lone_margin: the pieces of touching digits read as digits, a zigzag's slices or a
+scribble's do not), and the two readings' separators must agree. So every symbol keeps its own ink, box,
+explanation and variations whichever reader decided. The rule's numbers were chosen on drawings of MNIST
+training digits and the trainable real handwriting (bench/tune_two_readers.py), never on test digits.
 """
 
 from __future__ import annotations
