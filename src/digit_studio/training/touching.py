@@ -24,7 +24,8 @@ SLANT = 0.3  # the cut leans up to this much (x per y) either way
 MISS = (-0.02, 0.12)  # where the cut lands off the best boundary, as a share of the height (positive: into the
 # neighbour). Mostly outward: a digit that loses a bit of its own ink is too often another digit (a 7 without
 # the end of its bar is a flagged 1), and teaching that as the 7 made flagged 1s read as 7s
-SLIVER = 0.15  # bits smaller than this share of a piece are dropped, as the reader's re-cut drops them
+SLIVER = 0.15  # parts smaller than this share of a piece's ink are dropped: like the reader's re-cut
+# (segmentation.sub_piece, which drops only parts at the cut's edges smaller than this share of the largest part)
 
 
 def cut_from_pair(target: np.ndarray, neighbour: np.ndarray, on_left: bool, draws: np.ndarray) -> np.ndarray:
@@ -46,7 +47,7 @@ def cut_from_pair(target: np.ndarray, neighbour: np.ndarray, on_left: bool, draw
     # The best cut leaves fewest pixels on the wrong side: left ink at or right of it, right ink left of it.
     at = np.arange(np.floor(leaning.min()), np.ceil(leaning.max()) + 2)
     is_left = owner[ys, xs] == 1
-    wrong = ((leaning[is_left, None] >= at).sum(0) + (leaning[~is_left, None] < at).sum(0))
+    wrong = (leaning[is_left, None] >= at).sum(0) + (leaning[~is_left, None] < at).sum(0)
     miss = (MISS[0] + draws[3] * (MISS[1] - MISS[0])) * height
     cut = at[int(np.argmin(wrong))] + (miss if on_left else -miss)
     side = (leaning < cut) if on_left else (leaning >= cut)
