@@ -3,17 +3,21 @@ reading order, lines, separators, specks."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digit_studio.reading.inputs import ink_map
 from digit_studio.reading.reader import Reader
-from digit_studio.reading.segmentation import Segmentation, segment
+from digit_studio.reading.segmentation import Segmentation, SegmentConfig, segment
+from digit_studio.training.augment import binary_masks
 from digit_studio.training.data import Split
+from digit_studio.training.synth import boxed
 
 CLASSIFIER_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "classifier.safetensors"
 
@@ -155,11 +159,12 @@ def test_a_digit_in_one_stroke_is_never_cut_in_two(reader: Reader, digit: str, w
 STRETCHED = [1475, 1955, 2105]
 
 
-def stretched(digit: np.ndarray, box: int = 16, side: int = 160) -> np.ndarray:
-    """The digit's ink stretched to a box×box square and binarised, then pasted `side` px large, dark on white."""
-    ink = digit > 127
-    ink = ink[np.ix_(ink.any(1), ink.any(0))].astype(np.uint8) * 255
-    square = (np.asarray(Image.fromarray(ink).resize((box, box), Image.BOX)) > 127).astype(np.uint8) * 255
+def stretched(digit: np.ndarray, box: int = 16, side: int = 160, redrawn: bool = False) -> np.ndarray:
+    """The digit's ink (`redrawn`: as the training copies redraw it, three times as large, where its strokes
+    break differently at box×box) stretched to a box×box square and binarised, then pasted `side` px large,
+    dark on white."""
+    ink = binary_masks(torch.from_numpy(digit)[None])[0].numpy() if redrawn else digit > 127
+    square = boxed(ink, box).astype(np.uint8) * 255
     canvas = np.full((side + 120, side + 120), 255, np.uint8)
     big = np.asarray(Image.fromarray(square).resize((side, side), Image.BILINEAR))
     canvas[60 : 60 + side, 60 : 60 + side] = 255 - big
@@ -185,6 +190,21 @@ def test_a_digit_as_wide_as_tall_is_read_narrow_too(reader: Reader, mnist_test: 
     assert reader.read(image).text == label
     as_it_is = Reader(reader.model, reader.vae, line_model=reader.line_model, narrow=None)
     assert as_it_is.read(image).text != label
+
+
+# Stretched MNIST test digits, redrawn, whose strokes break into a top and a foot that were read as two lines
+# ("1\n3", "1\n0", "1\n1") before such parts were joined, found by scanning the test set.
+STACKED = [3552, 6596, 9643]
+
+
+@pytest.mark.parametrize("index", STACKED)
+def test_a_digit_broken_into_a_top_and_a_foot_is_one_digit_not_two_lines(
+        reader: Reader, mnist_test: Split, index: int) -> None:
+    image = stretched(mnist_test.images[index].numpy(), redrawn=True)
+    assert components(image) > 1
+    assert reader.read(image).text == str(int(mnist_test.labels[index]))
+    apart = segment(ink_map(image).mask, reader.classify, replace(SegmentConfig(), stacked_aspect=0.0))
+    assert len(apart.lines) == 2
 
 
 def test_symbols_in_reading_order_on_an_uneven_baseline(reader: Reader) -> None:

@@ -5,7 +5,9 @@ underlines and margins (straight thin lines much longer than a digit is tall) ar
 ink of digit strokes that cross them, and so are shorter underlines below digits; large drawings are
 worked on at a coarser resolution; pieces of one digit are merged (strong horizontal overlap: the
 detached top of a 5, a broken loop; pieces side by side, like a 4 whose stem stops short of its bar, where
-the classifier reads them better as one); components are grouped into lines; straight flat strokes are
+the classifier reads them better as one); components are grouped into lines, and a line's only piece is
+joined to the next line's only piece where together they are about as wide as tall and read better as one
+digit (a digit whose top and foot came apart); straight flat strokes are
 never digits and separators ('-', '.') are recognised by shape and place; and components that may hold
 several touching digits are split where the classifier is most confident: candidate cuts leaning with
 the handwriting's slant at minima of the ink's profile, every candidate piece of the drawing classified in
@@ -50,7 +52,8 @@ class SegmentConfig:
     log-probabilities; atypicality is the VAE's negative ELBO in nats (MNIST test digits: median 87, 95th
     percentile 122). The splitting settings were chosen on drawings of MNIST training digits and on the
     trainable real handwriting (bench/tune_segmentation.py), never on a measuring set; lone_split_cost with
-    the line model reading too and with stretched training digits (results/bench/tune_segmentation_lone.json)."""
+    the line model reading too and with stretched training digits (results/bench/tune_segmentation_lone.json),
+    stacked_aspect so with redrawn ones too (results/bench/tune_segmentation_stacked.json)."""
 
     # Marks and the bounds on work
     speck: float = 0.25  # squared stroke widths: smaller components are noise (a dab of the brush is ~0.8)
@@ -78,6 +81,8 @@ class SegmentConfig:
     merge_height: float = 1.5  # digit heights: ... and together at most this tall; or, whatever their
     merge_strokes: float = 1.5  # stroke widths: height, at most this far apart vertically
     near: float = 1.0  # stroke widths: pieces side by side at most this far apart may be one digit
+    stacked_gap: float = 5.0  # stroke widths: two lone pieces one above the other at most this far apart, ...
+    stacked_aspect: float = 1.25  # ... together at most this many times taller than wide, may be one digit
     line_overlap: float = 0.3  # share of the shorter symbol that symbols of one line overlap vertically
     # Separators and loose marks
     small: float = 0.4  # digit heights: separators are at most this tall (and a dot at most as wide)
@@ -162,7 +167,7 @@ def segment(mask: np.ndarray, classify: Classify, config: SegmentConfig = Segmen
     for line in lines:
         _mark_scribbles(line, stroke, config)
     classify_pieces([p for line in lines for p in line if p.kind in ("digit", "scribble")], classify, config.batch)
-    lines = _join_near(lines, stroke, classify, config)
+    lines = _join_stacked(_join_near(lines, stroke, classify, config), stroke, classify, config)
     return Segmentation(_split_touching(lines, stroke, classify, config), scale)
 
 
@@ -524,6 +529,30 @@ def _join_near(lines: list[list[Piece]], stroke: float, classify: Classify,
         if a in line and b in line and _score(joined, config) > _score(a, config) + _score(b, config) - cost:
             i = line.index(a)  # a and b are neighbours: a chain of near pieces joins pairwise
             line[i : i + 2] = [joined]
+    return lines
+
+
+def _join_stacked(lines: list[list[Piece]], stroke: float, classify: Classify,
+                  config: SegmentConfig) -> list[list[Piece]]:
+    """Join a line's only piece to the next line's only piece where they overlap horizontally, stand at most
+    `stacked_gap` stroke widths apart and together are at most `stacked_aspect` times taller than wide, if
+    the classifier reads them better as one digit than as two by the lone split cost: a digit whose pen
+    lifted between its top and its foot (the bar of a 5, the loop of a 9) is one digit, not two lines."""
+    lines = [list(line) for line in lines]
+    k = 0
+    while k < len(lines) - 1:
+        upper, lower = lines[k], lines[k + 1]
+        if len(upper) == 1 == len(lower) and upper[0].kind == "digit" == lower[0].kind:
+            a, b = upper[0], lower[0]
+            joined = union(a, b)
+            if (min(a.box[2], b.box[2]) > max(a.box[0], b.box[0])
+                    and b.box[1] - a.box[3] <= config.stacked_gap * stroke
+                    and joined.height <= config.stacked_aspect * joined.width):
+                classify_pieces([joined], classify, config.batch)
+                if _score(joined, config) > _score(a, config) + _score(b, config) - config.lone_split_cost:
+                    lines[k : k + 2] = [[joined]]
+                    continue
+        k += 1
     return lines
 
 

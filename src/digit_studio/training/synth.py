@@ -118,6 +118,13 @@ def tight(mask: np.ndarray) -> np.ndarray:
     return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
+def boxed(mask: np.ndarray, box: int = 16) -> np.ndarray:
+    """The mask's ink stretched to fill a box×box square and binarised, as forms and some scanners store
+    digits (Semeion's are 16×16): a thin stroke may break there."""
+    ink = tight(mask).astype(np.float32) * 255
+    return np.asarray(Image.fromarray(ink).resize((box, box), Image.BOX)) > 127
+
+
 def break_stroke(mask: np.ndarray, gap: float, rng: np.random.Generator) -> np.ndarray:
     """Cut a band `gap` px wide, within 30° of horizontal, through the middle part of a digit: the pen
     lifted once, like the detached top of a 5 or a loop drawn in two strokes."""
