@@ -526,7 +526,7 @@ def _join_near(lines: list[list[Piece]], stroke: float, classify: Classify,
         line = lines[k]
         pair = sum(p.kind == "digit" for p in line) == 2  # joined, they would be the line's only digit
         cost = config.lone_split_cost if pair else config.split_cost
-        if a in line and b in line and _score(joined, config) > _score(a, config) + _score(b, config) - cost:
+        if a in line and b in line and _reads_better_joined(joined, a, b, cost, config):
             i = line.index(a)  # a and b are neighbours: a chain of near pieces joins pairwise
             line[i : i + 2] = [joined]
     return lines
@@ -544,16 +544,24 @@ def _join_stacked(lines: list[list[Piece]], stroke: float, classify: Classify,
         upper, lower = lines[k], lines[k + 1]
         if len(upper) == 1 == len(lower) and upper[0].kind == "digit" == lower[0].kind:
             a, b = upper[0], lower[0]
-            joined = union(a, b)
+            width = max(a.box[2], b.box[2]) - min(a.box[0], b.box[0])
+            height = max(a.box[3], b.box[3]) - min(a.box[1], b.box[1])
             if (min(a.box[2], b.box[2]) > max(a.box[0], b.box[0])
                     and b.box[1] - a.box[3] <= config.stacked_gap * stroke
-                    and joined.height <= config.stacked_aspect * joined.width):
+                    and height <= config.stacked_aspect * width):
+                joined = union(a, b)
                 classify_pieces([joined], classify, config.batch)
-                if _score(joined, config) > _score(a, config) + _score(b, config) - config.lone_split_cost:
+                if _reads_better_joined(joined, a, b, config.lone_split_cost, config):
                     lines[k : k + 2] = [[joined]]
                     continue
         k += 1
     return lines
+
+
+def _reads_better_joined(joined: Piece, a: Piece, b: Piece, cost: float, config: SegmentConfig) -> bool:
+    """Whether the classifier reads `joined` better as one digit than `a` and `b` as two, by `cost` (the score
+    and cost per extra digit that decide splits)."""
+    return _score(joined, config) > _score(a, config) + _score(b, config) - cost
 
 
 def classify_pieces(pieces: Sequence[Piece], classify: Classify, batch: int) -> None:
