@@ -174,7 +174,7 @@ def test_a_chosen_wide_piece_is_also_read_squeezed(reader: Reader, mnist_test: S
     assert not torch.allclose(probs[1], plain[1], atol=1e-3)
 
 
-@pytest.mark.parametrize("seed", [8, 12, 20, 37])
+@pytest.mark.parametrize("seed", [2, 4, 6, 12])
 def test_the_vae_splits_touching_digits_the_classifier_reads_as_one(reader: Reader, mnist_test: Split,
                                                                     seed: int) -> None:
     """Three MNIST test digits, two pairs drawn touching: the classifier alone reads a pair as one digit,

@@ -53,7 +53,8 @@ class SegmentConfig:
     percentile 122). The splitting settings were chosen on drawings of MNIST training digits and on the
     trainable real handwriting (bench/tune_segmentation.py), never on a measuring set; lone_split_cost with
     the line model reading too and with stretched training digits (results/bench/tune_segmentation_lone.json),
-    stacked_aspect so with redrawn ones too (results/bench/tune_segmentation_stacked.json)."""
+    stacked_aspect so with redrawn ones too (results/bench/tune_segmentation_stacked.json), seam_reach and
+    seam_bend on touching pairs of training digits (results/bench/tune_seams.json)."""
 
     # Marks and the bounds on work
     speck: float = 0.25  # squared stroke widths: smaller components are noise (a dab of the brush is ~0.8)
@@ -117,6 +118,9 @@ class SegmentConfig:
     stroke_cost: float = 0.0  # score charged per stroke a cut goes through beyond the first
     grid_step: float = 0.1  # digit heights between candidate cut positions (before max_cuts)
     max_slant: float = 0.5  # cuts lean at most this much (about 27°) with the handwriting
+    seam_reach: float = 0.25  # digit heights: a cut may bend this far either side of its slanted column
+    # (round a 7's bar over the digit before it), ...
+    seam_bend: float = 0.01  # ... each px it runs from the column costing this much per row (a px of ink: 1)
     sliver: float = 0.15  # share of a piece: bits of a neighbour cut off at its edge, smaller, are dropped
     whole_confidence: float = 1.01  # confidence above which a piece is never split (1.01: always may be) ...
     whole_atypical: float = math.inf  # nats: ... unless it looks less like a digit than this
@@ -675,6 +679,7 @@ class _Grid:
     strict: bool  # the only digit of its line and not wide: cut only on strong evidence (lone_* settings)
     max_width: int  # px: widest span that may be one digit
     min_width: int
+    seams: np.ndarray  # (cuts, h) int: per cut position, the slanted column it runs at in each row
 
     def spans(self) -> list[tuple[int, int]]:
         n = len(self.cuts)
@@ -690,8 +695,52 @@ def _grid(piece: Piece, height: float, lone: bool, stroke: float, coarsen: float
     step = max(config.grid_step * height, len(profile) / config.max_cuts) * coarsen
     cuts = np.concatenate([[0], _cut_candidates(profile, min_width, step), [len(profile)]])
     strict = lone and piece.width < config.lone_wide * height
+    seams = _seams(piece.mask, columns, cuts, int(config.seam_reach * height), config.seam_bend)
     return _Grid(piece, columns, cuts, _strokes_cut(piece.mask, columns, cuts), height, strict,
-                 int(config.max_piece * height), min_width)
+                 int(config.max_piece * height), min_width, seams)
+
+
+def _seams(mask: np.ndarray, columns: np.ndarray, cuts: np.ndarray, reach: int, bend: float) -> np.ndarray:
+    """Per cut position, the path from top to bottom through the sheared ink that crosses the least ink,
+    within `reach` columns of the position, each px of ink costing 1 and each visited px `bend` per column
+    away from the position. The path goes down and sideways (never up), so it can pass under a 7's bar and
+    over the 1 beneath it; a row's pixels left of where the path leaves it lie left of the cut. The ends
+    stay straight, and the paths are made not to cross."""
+    h = mask.shape[0]
+    seams = np.repeat(cuts[:, None], h, axis=1)
+    inner = cuts[1:-1]
+    if reach < 1 or len(inner) == 0:
+        return seams
+    width = int(columns.max()) + 1
+    sheared = np.zeros((h, width + 2 * reach), np.float32)  # padded: paths may pass beyond the ink
+    rows, xs = np.nonzero(mask)
+    sheared[rows, columns[rows, xs] + reach] = 1.0
+    band = inner[:, None] + np.arange(2 * reach + 1)[None, :]  # (n, b) padded columns, position at the middle
+    cost = sheared[:, band] + bend * np.abs(np.arange(-reach, reach + 1))[None, None, :]  # (h, n, b)
+    run = np.cumsum(cost, axis=2)  # along a row: cost of visiting pixels 0..x
+    total = np.zeros((h, *band.shape), np.float32)  # least cost of a path leaving row r down from x
+    above = np.zeros(band.shape, np.float32)
+    for r in range(h):
+        enter = above + cost[r]  # entering row r from above at x
+        rightward = np.minimum.accumulate(enter - run[r], axis=1) + run[r]
+        rev = np.cumsum(cost[r][:, ::-1], axis=1)  # from the right: cost of visiting pixels x..end
+        leftward = (np.minimum.accumulate(enter[:, ::-1] - rev, axis=1) + rev)[:, ::-1]
+        total[r] = above = np.minimum(rightward, leftward)
+    # Back from the bottom: where the path leaves each row; the row is entered at its cheapest start.
+    n = len(inner)
+    at = total[-1].argmin(1)
+    out = np.empty((n, h), int)
+    idx = np.arange(n)
+    positions = np.arange(band.shape[1])[None, :]
+    for r in range(h - 1, -1, -1):
+        out[:, r] = at
+        prior = total[r - 1] if r > 0 else np.zeros(band.shape, np.float32)
+        lo, hi = np.minimum(positions, at[:, None]), np.maximum(positions, at[:, None])
+        # cost of entering row r at x and running along it to `at`
+        along = run[r][idx[:, None], hi] - run[r][idx[:, None], lo] + cost[r][idx[:, None], lo]
+        at = (prior + along).argmin(1)
+    seams[1:-1] = out + inner[:, None] - reach
+    return np.maximum.accumulate(seams, axis=0)
 
 
 def _strokes_cut(mask: np.ndarray, columns: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -709,18 +758,18 @@ def _strokes_cut(mask: np.ndarray, columns: np.ndarray, cuts: np.ndarray) -> np.
 def _pieces(grid: _Grid, sliver: float) -> dict[tuple[int, int], Piece]:
     """The sub-piece between every pair of cut positions that is wide enough for a digit and not too wide
     for one, and the whole piece (first to last position). Work is done on the columns a span can reach."""
-    piece, columns, cuts = grid.piece, grid.columns, grid.cuts
+    piece, columns, seams = grid.piece, grid.columns, grid.seams
     reach = np.arange(columns.shape[1])[None, :] - columns  # x − slanted column: each row's shift
     left, right = int(reach.min()), int(reach.max())
     spans = {}
     for i, j in grid.spans():
-        x0, x1 = max(int(cuts[i]) + left, 0), min(int(cuts[j]) + right + 1, columns.shape[1])
+        x0, x1 = max(int(seams[i].min()) + left, 0), min(int(seams[j].max()) + right + 1, columns.shape[1])
         window = columns[:, x0:x1]
-        part = piece.mask[:, x0:x1] & (window >= cuts[i]) & (window < cuts[j])
+        part = piece.mask[:, x0:x1] & (window >= seams[i][:, None]) & (window < seams[j][:, None])
         sub = sub_piece(piece, part, x0, sliver)
         if sub is not None:
             spans[i, j] = sub
-    spans[0, len(cuts) - 1] = piece
+    spans[0, len(seams) - 1] = piece
     return spans
 
 
