@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from digit_studio.reading.inputs import ink_map
 from digit_studio.reading.reader import Reader
-from digit_studio.reading.segmentation import Segmentation, SegmentConfig, _seams, segment
+from digit_studio.reading.segmentation import Segmentation, SegmentConfig, _seams, _sheared, segment
 from digit_studio.training.augment import binary_masks
 from digit_studio.training.data import Split
 from digit_studio.training.synth import boxed
@@ -322,7 +322,8 @@ def test_a_cut_bends_under_a_bar_that_overhangs_the_digit_before_it() -> None:
         mask[r, c - 3 : c + 1] = True
     columns = np.tile(np.arange(50), (40, 1))
     cuts = np.array([0, 20, 50])
-    seam = _seams(mask, columns, cuts, reach=18, bend=0.01)[1]
+    sheared = _sheared(mask, columns)
+    seam = _seams(sheared, cuts, reach=18, bend=0.01)[1]
     left = mask & (columns < seam[:, None])
     assert left.sum() == mask[6:40, 10:14].sum()  # the 1, all of it and nothing else
-    assert (_seams(mask, columns, cuts, reach=0, bend=0.01) == cuts[:, None]).all()
+    assert (_seams(sheared, cuts, reach=0, bend=0.01) == cuts[:, None]).all()

@@ -695,28 +695,34 @@ def _grid(piece: Piece, height: float, lone: bool, stroke: float, coarsen: float
     step = max(config.grid_step * height, len(profile) / config.max_cuts) * coarsen
     cuts = np.concatenate([[0], _cut_candidates(profile, min_width, step), [len(profile)]])
     strict = lone and piece.width < config.lone_wide * height
-    seams = _seams(piece.mask, columns, cuts, int(config.seam_reach * height), config.seam_bend)
-    return _Grid(piece, columns, cuts, _strokes_cut(piece.mask, columns, cuts), height, strict,
-                 int(config.max_piece * height), min_width, seams)
+    sheared = _sheared(piece.mask, columns)
+    return _Grid(piece, columns, cuts, _strokes_cut(sheared, cuts), height, strict, int(config.max_piece * height),
+                 min_width, _seams(sheared, cuts, int(config.seam_reach * height), config.seam_bend))
 
 
-def _seams(mask: np.ndarray, columns: np.ndarray, cuts: np.ndarray, reach: int, bend: float) -> np.ndarray:
+def _sheared(mask: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The ink sheared upright: each pixel moved to its slanted column (non-negative), one empty column
+    beyond the last."""
+    sheared = np.zeros((mask.shape[0], int(columns.max()) + 2), bool)
+    rows, xs = np.nonzero(mask)
+    sheared[rows, columns[rows, xs]] = True
+    return sheared
+
+
+def _seams(sheared: np.ndarray, cuts: np.ndarray, reach: int, bend: float) -> np.ndarray:
     """Per cut position, the path from top to bottom through the sheared ink that crosses the least ink,
     within `reach` columns of the position, each px of ink costing 1 and each visited px `bend` per column
     away from the position. The path goes down and sideways (never up), so it can pass under a 7's bar and
     over the 1 beneath it; a row's pixels left of where the path leaves it lie left of the cut. The ends
     stay straight, and the paths are made not to cross."""
-    h = mask.shape[0]
+    h = sheared.shape[0]
     seams = np.repeat(cuts[:, None], h, axis=1)
     inner = cuts[1:-1]
     if reach < 1 or len(inner) == 0:
         return seams
-    width = int(columns.max()) + 1
-    sheared = np.zeros((h, width + 2 * reach), np.float32)  # padded: paths may pass beyond the ink
-    rows, xs = np.nonzero(mask)
-    sheared[rows, columns[rows, xs] + reach] = 1.0
+    padded = np.pad(sheared, ((0, 0), (reach, reach))).astype(np.float32)  # paths may pass beyond the ink
     band = inner[:, None] + np.arange(2 * reach + 1)[None, :]  # (n, b) padded columns, position at the middle
-    cost = sheared[:, band] + bend * np.abs(np.arange(-reach, reach + 1))[None, None, :]  # (h, n, b)
+    cost = padded[:, band] + bend * np.abs(np.arange(-reach, reach + 1))[None, None, :]  # (h, n, b)
     run = np.cumsum(cost, axis=2)  # along a row: cost of visiting pixels 0..x
     total = np.zeros((h, *band.shape), np.float32)  # least cost of a path leaving row r down from x
     above = np.zeros(band.shape, np.float32)
@@ -743,13 +749,10 @@ def _seams(mask: np.ndarray, columns: np.ndarray, cuts: np.ndarray, reach: int, 
     return np.maximum.accumulate(seams, axis=0)
 
 
-def _strokes_cut(mask: np.ndarray, columns: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+def _strokes_cut(sheared: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """How many separate runs of ink each slanted column at `cuts` holds: the strokes a cut there goes
     through. Two digits that touch meet in one stroke; a cut through one digit mostly crosses two or more
     (the top and bottom of a loop, the arms of a 3)."""
-    sheared = np.zeros((mask.shape[0], int(columns.max()) + 2), bool)
-    rows, xs = np.nonzero(mask)
-    sheared[rows, columns[rows, xs]] = True
     starts = sheared.copy()
     starts[1:] &= ~sheared[:-1]
     return starts.sum(0)[np.clip(cuts, 0, sheared.shape[1] - 1)]
