@@ -288,6 +288,30 @@ def test_the_flat_foot_of_a_broken_thick_digit_stays(reader: Reader) -> None:
     assert text_of(read(reader, image)) == "0"
 
 
+def test_a_flat_foot_drawn_apart_under_a_lone_digit_is_its_foot(reader: Reader) -> None:
+    """A 5 whose bowl's bottom was drawn apart, well below the rest: flat and on a line of its own, it would
+    be read as a dash under the 5."""
+    five = draw_digit([[(0.95, 0.0), (0.2, 0.0), (0.14, 0.33), (0.6, 0.27), (0.92, 0.37), (0.9, 0.49)],
+                       [(0.85, 0.85), (0.4, 1.0), (0.0, 0.9)]])
+    image = compose([five], [300], [60], size=(800, 500))
+    assert components(image) == 2
+    assert text_of(read(reader, image)) == "5"
+    apart = segment(ink_map(image).mask, reader.classify, replace(SegmentConfig(), stacked_gap=0.0))
+    assert text_of(apart) == "5\n-"
+
+
+def test_a_steep_short_stroke_beside_a_1_is_part_of_it_not_a_dash(reader: Reader) -> None:
+    """A 1 whose up-stroke starts apart from its stem (the pen skipped): a short flat mark at a dash's height
+    beside the 1, but leaning like the up-stroke (23°), where a dash is level (test_separators_by_shape's
+    slanted one leans 8°)."""
+    one = draw_digit([[(0.65, 0.0), (0.55, 1.0)], [(0.0, 0.85), (0.3, 0.72)]], brush=12)
+    image = compose([one], [300], [100])
+    assert components(image) == 2
+    assert text_of(read(reader, image)) == "1"
+    any_tilt = segment(ink_map(image).mask, reader.classify, replace(SegmentConfig(), dash_tilt=90.0))
+    assert text_of(any_tilt) == "-1"
+
+
 @pytest.mark.parametrize("brush", [BRUSH, 24])
 def test_digits_on_squared_paper_are_kept_where_their_strokes_join_the_grid(reader: Reader, brush: int) -> None:
     """A grid's lines are removed, and so are the bits left where they cross; but a digit whose strokes

@@ -7,15 +7,15 @@ worked on at a coarser resolution; pieces of one digit are merged (strong horizo
 detached top of a 5, a broken loop; pieces side by side, like a 4 whose stem stops short of its bar, where
 the classifier reads them better as one); components are grouped into lines, and a line's only piece is
 joined to the next line's only piece where together they are about as wide as tall and read better as one
-digit (a digit whose top and foot came apart); straight flat strokes are
-never digits and separators ('-', '.') are recognised by shape and place; and components that may hold
-several touching digits are split where the classifier is most confident: candidate cuts leaning with
-the handwriting's slant at minima of the ink's profile, every candidate piece of the drawing classified in
-bounded batches, the best segmentation of each component found by dynamic programming. A piece is
-scored by the classifier's confidence, how usual its shape is for the digit read, and, where the reader
-has a VAE, how much like a digit it looks at all: the classifier alone, never shown two digits at once,
-reads a touching pair as one digit with high confidence. A connected stroke is only cut into pieces
-that each read as a confident, ordinary digit.
+digit (a digit whose top and foot came apart, the foot maybe a flat stroke); straight flat strokes are
+never digits and separators ('-', '.') are recognised by shape (a dash flat and level) and place; and
+components that may hold several touching digits are split where the classifier is most confident:
+candidate cuts leaning with the handwriting's slant at minima of the ink's profile, every candidate piece of
+the drawing classified in bounded batches, the best segmentation of each component found by dynamic
+programming. A piece is scored by the classifier's confidence, how usual its shape is for the digit read,
+and, where the reader has a VAE, how much like a digit it looks at all: the classifier alone, never shown two
+digits at once, reads a touching pair as one digit with high confidence. A connected stroke is only cut into
+pieces that each read as a confident, ordinary digit.
 
 Work is bounded whatever the drawing: at most `max_marks` marks, `max_cuts` cut positions per piece and
 `max_candidates` candidate pieces per drawing (the cut grid coarsens to fit), classified `batch` at a time.
@@ -91,7 +91,9 @@ class SegmentConfig:
     part_near: float = 0.3  # digit heights: ... but part of the digit at most this far away
     dash_low: float = 0.2  # share of the neighbouring digit's height, from its top: a dash's middle lies
     dash_high: float = 0.8  # between these two levels
-    dash_aspect: float = 1.5  # a dash is at least this many times wider than tall
+    dash_aspect: float = 1.5  # a dash is at least this many times wider than tall ...
+    dash_tilt: float = 20.0  # degrees: ... and level within this (the benchmarks' dashes lean up to 10°); a
+    # steeper short stroke near a digit is part of it (the up-stroke of a 1 where the pen skipped)
     flat: float = 2.5  # stroke widths: a mark at most this tall and dash_aspect times wider is a stroke
     # of the pen (a dash, a line), never a digit
     dot: float = 0.5  # stroke widths: a dot is at least this wide (finer is a stray touch)
@@ -484,7 +486,8 @@ def _label_separators(line: list[Piece], stroke: float, config: SegmentConfig) -
         beside = min(digits, key=lambda d: abs(d.box[0] + d.box[2] - p.box[0] - p.box[2]))
         level = ((p.box[1] + p.box[3]) / 2 - beside.box[1]) / beside.height  # 0 at its top, 1 at its foot
         small, flat = p.height <= config.small * height, p.width >= config.dash_aspect * p.height
-        if small and distance >= config.apart and flat and config.dash_low <= level <= config.dash_high:
+        if (small and distance >= config.apart and flat and config.dash_low <= level <= config.dash_high
+                and _tilt(p) <= config.dash_tilt):
             p.kind = "-"
             separators.append(p)
         elif small and distance >= config.apart and not flat and p.width <= config.small * height and level >= 0.5:
@@ -499,6 +502,15 @@ def _label_separators(line: list[Piece], stroke: float, config: SegmentConfig) -
         elif not small:
             digits.append(p)
     return sorted(digits + separators, key=lambda p: p.box[0] + p.box[2])
+
+
+def _tilt(piece: Piece) -> float:
+    """Degrees between a mark's long axis (of its ink's second moments) and the horizontal."""
+    ys, xs = np.nonzero(piece.mask)
+    if len(xs) < 2:
+        return 0.0
+    cov = np.cov(xs, ys)
+    return abs(math.degrees(0.5 * math.atan2(2 * cov[0, 1], cov[0, 0] - cov[1, 1])))
 
 
 def _near_pairs(line: list[Piece], stroke: float, config: SegmentConfig) -> list[tuple[int, int]]:
@@ -541,12 +553,14 @@ def _join_stacked(lines: list[list[Piece]], stroke: float, classify: Classify,
     """Join a line's only piece to the next line's only piece where they overlap horizontally, stand at most
     `stacked_gap` stroke widths apart and together are at most `stacked_aspect` times taller than wide, if
     the classifier reads them better as one digit than as two by the lone split cost: a digit whose pen
-    lifted between its top and its foot (the bar of a 5, the loop of a 9) is one digit, not two lines."""
+    lifted between its top and its foot (the bar of a 5, the loop of a 9) is one digit, not two lines. A
+    foot that is a flat stroke (the bottom of a 5's bowl, read as a dash) joins where the digit reads
+    better with it than without."""
     lines = [list(line) for line in lines]
     k = 0
     while k < len(lines) - 1:
         upper, lower = lines[k], lines[k + 1]
-        if len(upper) == 1 == len(lower) and upper[0].kind == "digit" == lower[0].kind:
+        if len(upper) == 1 == len(lower) and upper[0].kind == "digit" and lower[0].kind in ("digit", "-"):
             a, b = upper[0], lower[0]
             width = max(a.box[2], b.box[2]) - min(a.box[0], b.box[0])
             height = max(a.box[3], b.box[3]) - min(a.box[1], b.box[1])
@@ -555,7 +569,8 @@ def _join_stacked(lines: list[list[Piece]], stroke: float, classify: Classify,
                     and height <= config.stacked_aspect * width):
                 joined = union(a, b)
                 classify_pieces([joined], classify, config.batch)
-                if _reads_better_joined(joined, a, b, config.lone_split_cost, config):
+                if (_score(joined, config) > _score(a, config) if b.kind == "-"
+                        else _reads_better_joined(joined, a, b, config.lone_split_cost, config)):
                     lines[k : k + 2] = [[joined]]
                     continue
         k += 1
