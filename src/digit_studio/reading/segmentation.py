@@ -465,12 +465,12 @@ def _distance(a: Piece, b: Piece) -> float:
 
 
 def _label_separators(line: list[Piece], stroke: float, config: SegmentConfig) -> list[Piece]:
-    """Dashes and dots are small next to the line's digits and stand clear of them: a dash flat, wide and
-    at mid-height, a dot compact, low and at least a dab of the pen. Any other mark too short to be a
-    digit (a loose stroke of a 4, the bar of a 5 or a 7) is part of the digit near it; far from any, a
-    small mark is a stray touch, dropped, and a taller one a digit of its own. Taller marks are placed
-    first, so that a 5 drawn as a bar and a short body has its body in place when its bar is placed.
-    A flat stroke with no digit to measure it against is a dash."""
+    """Dashes and dots are small next to the line's digits and stand clear of them: a dash flat, wide, level
+    and at mid-height, a dot compact, low and at least a dab of the pen. Any other mark too short to be a
+    digit (a loose stroke of a 4, the bar of a 5 or a 7, the start of a 1's up-stroke) is part of the digit
+    near it; far from any, a small mark is a stray touch, dropped, and a taller one a digit of its own. Taller
+    marks are placed first, so that a 5 drawn as a bar and a short body has its body in place when its bar
+    is placed. A flat stroke with no digit to measure it against is a dash."""
     height = _digit_height(line, stroke, config)
     digits = [p for p in line if p.height > config.part * height and not _is_flat(p, stroke, config)]
     if not digits:
