@@ -1,7 +1,7 @@
 """Reading whole numbers drawn the way the sketchpad draws them, made from MNIST test digits.
 
     flock /tmp/digit_cpu.lock python bench/multidigit.py [--per-category 500] [--seed 0] [--only touching ...]
-        [--segment seam_reach=0.25 ...]
+        [--seam_reach 0.25 ...]  (any segmentation.SegmentConfig field)
 
 A fixed-seed set of drawings (800-px-wide white canvas, opaque black strokes of one brush width, see
 digit_studio.training.synth) of 1 to 10 digits in five categories: well separated; at least one touching or
@@ -41,8 +41,7 @@ import torch
 
 from digit_studio import cli, resources
 from digit_studio.cli import run_script
-from digit_studio.config import DataConfig, apply_overrides, from_dict
-from digit_studio.errors import ConfigError
+from digit_studio.config import DataConfig, add_config_arguments, config_from_args
 from digit_studio.reading.reader import DEFAULT_CLASSIFIER, DEFAULT_VAE, Reader, Reading
 from digit_studio.reading.segmentation import SegmentConfig
 from digit_studio.reading.two_readers import LINE
@@ -186,14 +185,6 @@ def latency(reader: Reader, split, rng: np.random.Generator, count: int) -> dict
     return {"drawings": count, "median_ms": statistics.median(times), "p90_ms": float(np.percentile(times, 90))}
 
 
-def setting_overrides(pairs: list[str]) -> dict[str, str]:
-    """'key=value' pairs (values written as YAML) as a dict."""
-    bad = [p for p in pairs if "=" not in p]
-    if bad:
-        raise ConfigError(f"expected KEY=VALUE, got {bad[0]!r}")
-    return dict(p.split("=", 1) for p in pairs)
-
-
 def main() -> None:
     parser = cli.parser(__doc__)
     parser.add_argument("--per-category", type=int, default=500)
@@ -207,14 +198,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(CATEGORIES), metavar="CATEGORY",
                         help="read only these categories; the others are still drawn, so that every category's "
                              "drawings are those of a full run of the seed (no overall figures, no latency)")
-    parser.add_argument("--segment", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="read with these segmentation settings changed (segmentation.SegmentConfig's fields)")
+    add_config_arguments(parser, SegmentConfig, None)  # read with segmentation settings changed
     parser.add_argument("--out", default="results/bench/multidigit.json")
     args = parser.parse_args()
-    changed = setting_overrides(args.segment)
+    segment_config = config_from_args(args, SegmentConfig)
     split = load_mnist(DataConfig(download=False), train=args.train_digits)
     reader = Reader.from_checkpoint(args.classifier, args.vae, line_reader=args.line_reader or None)
-    reader.segment_config = from_dict(SegmentConfig, apply_overrides(asdict(SegmentConfig()), changed))
+    reader.segment_config = segment_config
     rng = np.random.default_rng(args.seed)
     report = {"categories": {}}
     for category, spec in CATEGORIES.items():
@@ -253,10 +243,10 @@ def main() -> None:
         report["bars"][f"scanned_median<={SCANNED_LATENCY_BAR_MS}ms"] = (
             categories["scanned"]["median_ms"] <= SCANNED_LATENCY_BAR_MS)
     report["setup"] = {
-        "seed": args.seed, "per_category": args.per_category, "only": args.only, "segment": changed,
+        "seed": args.seed, "per_category": args.per_category, "only": args.only,
         "digits": "train" if args.train_digits else "test",
         "classifier": str(args.classifier), "vae": args.vae and str(args.vae), "line_reader": args.line_reader or None,
-        "rule": asdict(reader.rule),
+        "rule": asdict(reader.rule), "segment": asdict(reader.segment_config),
         "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
     }
     print("bars:", report["bars"])

@@ -201,7 +201,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, str]
     return from_dict(cls, apply_overrides(data, overrides or {}))
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, default_path: str,
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, default_path: str | None,
                          only: tuple[str, ...] | None = None) -> None:
     """Add --config and one --section.key option per config value, generated from the schema; with `only`,
     just the values under those sections or keys (a script that uses part of a config offers that part)."""
